@@ -1,0 +1,42 @@
+# splitinf — the two commands a newcomer needs:  `make demo`  and  `make test`.
+# Each sets up .venv with pip first (torch/torchvision pinned to the releases the project is tested with).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint test-slow bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## demo: run a detector split on the shared person video and print per-stage timings and sizes
+demo: $(STAMP)
+	$(PY) examples/split_video.py --model ssdlite_mobilenet_v2 --split s8 --frames 60
+
+## test: lint, import layering, then the fast test suite
+test: $(STAMP) lint
+	$(PY) -m pytest -q
+
+## lint: ruff, and the layering contracts of DESIGN.md §3 (import-linter on a regular, non-editable install)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	rm -rf build/layering && $(PY) -m pip install -q --no-deps --no-compile --target build/layering . 2>/dev/null
+	cd build/layering && PYTHONPATH=. ../../$(VENV)/bin/lint-imports ../../.importlinter
+
+## test-slow: the long training/benchmark tests excluded from `make test`
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+## bench: the acceptance benchmarks of the foundation
+bench: $(STAMP)
+	$(VENV)/bin/splitinf bench split-exact --json
+
+clean:
+	rm -rf build $(VENV) .pytest_cache .ruff_cache

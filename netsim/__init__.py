@@ -1,0 +1,1 @@
+"""Channel emulator: link models, Mahimahi traces, loss models, clock and TCP relay. Imports nothing of ours."""

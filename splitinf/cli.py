@@ -1,0 +1,94 @@
+"""Command-line entry points: ``splitinf``, ``splitinf-edge`` and ``splitinf-device``.
+
+Subcommands are imported only when chosen, so ``splitinf --help`` answers without loading torch. Each
+subcommand module provides ``add_arguments(parser)`` and ``main(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name → (module, one-line help). Nested groups map to a dict of the same shape.
+COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
+    "models": ("splitinf.commands.models", "list detectors and split points; --sizes shows feature sizes"),
+    "bench": {
+        "split-exact": ("splitinf.bench.split_exact", "check tail(head(x)) is bitwise the unsplit model"),
+    },
+}
+
+DESCRIPTION = """\
+splitinf: split inference for object detection. A camera device runs the first layers of a detector
+and sends compact features; an edge server runs the rest and sends detections back."""
+
+
+def _group_help(group: dict[str, tuple[str, str]]) -> str:
+    return "\n".join(f"  {name:<16} {text}" for name, (_, text) in group.items())
+
+
+def _top_help() -> str:
+    lines = []
+    for name, entry in COMMANDS.items():
+        if isinstance(entry, dict):
+            lines.append(f"  {name:<16} " + ", ".join(entry))
+        else:
+            lines.append(f"  {name:<16} {entry[1]}")
+    return "commands:\n" + "\n".join(lines)
+
+
+def dispatch(prog: str, table: dict, argv: Sequence[str], description: str) -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=_top_help() if table is COMMANDS else "commands:\n" + _group_help(table),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=sorted(table), metavar="COMMAND", help="one of the commands below")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    if table is COMMANDS:
+        parser.add_argument("--version", action="version", version=f"splitinf {_version()}")
+    if not argv:
+        parser.print_help()
+        return 2
+    top = parser.parse_args(argv[:1])
+    entry = table[top.command]
+    rest = list(argv[1:])
+    if isinstance(entry, dict):
+        return dispatch(f"{prog} {top.command}", entry, rest, f"{prog} {top.command}: choose one")
+    module_name, text = entry
+    module = importlib.import_module(module_name)
+    sub = argparse.ArgumentParser(prog=f"{prog} {top.command}", description=module.__doc__ or text,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(sub)
+    return int(module.main(sub.parse_args(rest)) or 0)
+
+
+def _version() -> str:
+    from splitinf import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return dispatch("splitinf", COMMANDS, argv, DESCRIPTION)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError) as exc:
+        # Bad input from the user (unknown model, wrong weights, undecodable image): one clear line.
+        print(f"splitinf: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def edge_main(argv: Sequence[str] | None = None) -> int:
+    print("splitinf-edge: not built yet (the device/edge runtime is a later step)", file=sys.stderr)
+    return 2
+
+
+def device_main(argv: Sequence[str] | None = None) -> int:
+    print("splitinf-device: not built yet (the device/edge runtime is a later step)", file=sys.stderr)
+    return 2

@@ -1,0 +1,1 @@
+"""Implementations of the ``splitinf`` subcommands that are neither benchmarks nor services."""

@@ -1,0 +1,66 @@
+import json
+import subprocess
+import sys
+
+from splitinf.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "splitinf", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_top_level_help_lists_commands_without_loading_torch():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert "models" in result.stdout and "bench" in result.stdout
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys; from splitinf.cli import main;"
+         "import contextlib, io\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+         "    try: main(['--help'])\n    except SystemExit: pass\nprint('torch' in sys.modules)"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert probe.stdout.strip() == "False"
+
+
+def test_unknown_model_is_one_clear_error_line():
+    result = run_cli("models", "--model", "nope")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown model 'nope'; known models:" in lines[0]
+
+
+def test_unknown_command_is_refused():
+    result = run_cli("frobnicate")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_models_json_lists_params_and_macs(capsys):
+    assert main(["models", "--model", "ssdlite_mobilenet_v2", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["models"]
+    entry = listing[0]
+    assert entry["name"] == "ssdlite_mobilenet_v2"
+    assert entry["params"] == 4_500_543 and 0.7e9 < entry["macs"] < 0.8e9
+    assert [s["key"] for s in entry["split_points"]] == ["s4", "s8", "s16"]
+
+
+def test_models_sizes_compares_features_with_jpeg(capsys):
+    assert main(["models", "--sizes", "--model", "ssdlite_mobilenet_v2", "--json"]) == 0
+    out = capsys.readouterr().out
+    entry = json.loads(out.strip().splitlines()[-1])["models"][0]
+    s16 = entry["split_points"][2]
+    assert s16["shape"] == [96, 19, 19] and s16["float32_bytes"] == 96 * 19 * 19 * 4
+    assert 0 < entry["jpeg_q90_bytes"]["input"] < entry["jpeg_q90_bytes"]["original"]
+    assert "JPEG90" in out
+
+
+def test_bench_split_exact_json_last_line(capsys):
+    assert main(["bench", "split-exact", "--model", "ssdlite_mobilenet_v2", "--images", "1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["pairs"] == 3 and summary["mismatched"] == 0 and summary["max_abs_diff"] == 0.0
+    assert summary["detections_compared"] > 0
+
+
+def test_runtime_entry_points_say_not_built_yet():
+    from splitinf.cli import device_main, edge_main
+
+    assert edge_main([]) == 2 and device_main([]) == 2

@@ -1,0 +1,23 @@
+import importlib.util
+import json
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load_example(name: str):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_split_video_reports_stages_and_sizes(capsys):
+    example = load_example("split_video")
+    assert example.main(["--frames", "3", "--split", "s16", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["frames"] == 3
+    assert set(summary["p50_ms"]) == {"decode", "head", "tail"}
+    sizes = summary["bytes_per_frame"]
+    assert sizes["float32"] == 96 * 19 * 19 * 4 and sizes["int8"] == 96 * 19 * 19
+    assert 10_000 < sizes["jpeg_q90"] < 100_000
