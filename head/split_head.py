@@ -1,22 +1,33 @@
-"""The head: what the camera board runs — preprocessing, then the trunk blocks up to the split point."""
+"""The head: what the camera board runs — preprocessing, the trunk blocks up to the split point, and (with a
+learned bottleneck) the bottleneck's encoder."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from splitinf.bottleneck import Bottleneck
 from torch import Tensor, nn
 
 from splitinf.models import Geometry, SplittableDetector
 
 
 class Head(nn.Module):
-    """``Head(detector, "s8")([image])`` → (features at the split, per-image geometry)."""
+    """``Head(detector, split="s8")`` or ``Head(detector, bottleneck=b)``; ``head([image])`` → (features to
+    send, per-image geometry). With a bottleneck the features are its (unquantized) latent."""
 
-    def __init__(self, detector: SplittableDetector, split: str) -> None:
+    def __init__(self, detector: SplittableDetector, split: str | None = None,
+                 bottleneck: Bottleneck | None = None) -> None:
         super().__init__()
-        self.point = detector.split_point(split)
+        if (split is None) == (bottleneck is None):
+            raise ValueError("a head needs exactly one of a split point or a bottleneck")
+        if bottleneck is not None and bottleneck.config.model != detector.name:
+            raise ValueError(f"the bottleneck was trained for {bottleneck.config.model}, not {detector.name}")
         self.model_name = detector.name
-        self.layers = nn.Sequential(*detector.trunk[: self.point.index + 1])
+        if bottleneck is None:
+            self.point = detector.split_point(split)
+            self.layers = nn.Sequential(*detector.trunk[: self.point.index + 1])
+        else:
+            self.layers = nn.Sequential(*detector.trunk[: bottleneck.config.tap + 1], bottleneck.encoder)
         # A bound method, not a submodule: preprocessing has no weights of its own to carry.
         self._preprocess = detector.preprocess
 

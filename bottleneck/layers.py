@@ -1,0 +1,196 @@
+"""The learned bottleneck injected into a detector's trunk, head-network-distillation style.
+
+The device runs the teacher's trunk up to block ``tap``, then a small **encoder** down to ``channels``
+channels (optionally halving the resolution, taking over the stride of block ``tap + 1``). The edge runs a
+**decoder** that rebuilds the output of block ``restore`` — a small stem followed by copies of the teacher's
+own blocks (teacher-initialised, then fine-tuned) — and continues with the teacher's trunk after ``restore``.
+The blocks between ``tap`` and ``restore`` therefore move from the device to the edge: the device runs
+*less* than the unsplit prefix.
+
+This module knows nothing of the detector zoo: the caller passes the trunk (a sequence of modules) and the
+channels of each trunk block's output.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from splitinf.bottleneck.codec import ChannelTables, Codec, EntropyCodec, MinMax8Codec
+from splitinf.bottleneck.entropy_model import FactorizedPrior
+from torch import Tensor, nn
+
+CHECKPOINT_FORMAT = "splitinf-bottleneck"
+CHECKPOINT_VERSION = 1
+CODECS = ("entropy", "minmax8")
+
+
+class CheckpointError(ValueError):
+    """A bottleneck checkpoint that is missing, damaged or made for another model."""
+
+
+@dataclass(frozen=True)
+class BottleneckConfig:
+    model: str  # zoo detector the bottleneck was trained for
+    tap: int  # the device runs trunk[: tap + 1], then the encoder
+    restore: int  # the decoder rebuilds the output of trunk[restore]; the edge continues with trunk[restore + 1:]
+    channels: int = 16  # bottleneck channels (what is quantized and sent)
+    width: int = 64  # hidden channels of the encoder and the decoder stem
+    stride: int = 2  # 2: the encoder halves the resolution (taking over block tap + 1's stride)
+    codec: str = "entropy"  # "entropy" (learned tables + range coding) or "minmax8" (the HND baseline)
+
+    def validate(self, trunk_length: int) -> None:
+        if not 0 <= self.tap < self.restore < trunk_length:
+            raise ValueError(f"bottleneck needs 0 <= tap < restore < {trunk_length} (trunk blocks), "
+                             f"got tap={self.tap}, restore={self.restore}")
+        if self.stride not in (1, 2):
+            raise ValueError(f"bottleneck stride must be 1 or 2, got {self.stride}")
+        if self.stride == 2 and self.restore < self.tap + 1:
+            raise ValueError("a stride-2 encoder replaces block tap + 1, so restore must be >= tap + 1")
+        if self.codec not in CODECS:
+            raise ValueError(f"bottleneck codec must be one of {CODECS}, got {self.codec!r}")
+        if not 1 <= self.channels < 256:
+            raise ValueError(f"bottleneck channels must be in 1..255, got {self.channels}")
+
+    @property
+    def first_copied(self) -> int:
+        """The first teacher block the decoder copies (the stem rebuilds the input of that block)."""
+        return self.tap + 1 + (1 if self.stride == 2 else 0)
+
+
+def _conv(cin: int, cout: int, kernel: int, stride: int = 1, act: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(cout)]
+    if act:
+        layers.append(nn.ReLU6(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, config: BottleneckConfig, trunk: Sequence[nn.Module], trunk_channels: Sequence[int]) -> None:
+        super().__init__()
+        config.validate(len(trunk))
+        self.config = config
+        tap_channels = trunk_channels[config.tap]
+        rebuilt_channels = trunk_channels[config.first_copied - 1]
+        self.encoder = nn.Sequential(
+            _conv(tap_channels, config.width, 3, config.stride),
+            nn.Conv2d(config.width, config.channels, 1),
+        )
+        self.decoder = nn.Sequential(
+            _conv(config.channels, config.width, 1),
+            _conv(config.width, config.width, 3),
+            _conv(config.width, rebuilt_channels, 1, act=False),  # MobileNet block outputs are linear
+            *copy.deepcopy(list(trunk[config.first_copied : config.restore + 1])),
+        )
+        self.prior = FactorizedPrior(config.channels)
+
+    def codec(self) -> Codec:
+        """The deploy codec: entropy coding needs the tables built after training."""
+        if self.config.codec == "minmax8":
+            return MinMax8Codec()
+        return EntropyCodec(self.prior.tables())
+
+    def forward(self, tap_features: Tensor) -> tuple[Tensor, Tensor]:
+        """Training path: features at the tap → (rebuilt features at ``restore``, bits of the batch)."""
+        latent = self.encoder(tap_features)
+        if self.config.codec == "minmax8":
+            return self.decoder(latent), latent.new_zeros(())
+        quantized, bits = self.prior(latent)
+        return self.decoder(quantized), bits
+
+    # --- checkpoints: only the new parts, the config, the tables and a fingerprint ----------------------
+
+    def fingerprint(self) -> str:
+        """sha256 (hex, 16 chars) of the config, the weights and the tables."""
+        digest = hashlib.sha256(repr(sorted(asdict(self.config).items())).encode())
+        for key, value in self.state_dict().items():
+            digest.update(key.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        if self.config.codec == "entropy":
+            digest.update(self.prior.tables().fingerprint())
+        return digest.hexdigest()[:16]
+
+    def save(self, path: str | Path, metadata: dict | None = None) -> None:
+        tables = self.prior.tables() if self.config.codec == "entropy" else None
+        checkpoint = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "config": asdict(self.config),
+            "state": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+            "tables": None if tables is None else {"low": list(tables.low),
+                                                   "pmf": [torch.from_numpy(p) for p in tables.pmf]},
+            "fingerprint": self.fingerprint(),
+            "metadata": json.loads(json.dumps(metadata or {}, default=str)),  # plain types: weights_only loads
+        }
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(buffer.getvalue())
+
+
+class Trunked(Protocol):
+    """What a bottleneck needs of a detector (any zoo detector is one)."""
+
+    name: str
+
+    @property
+    def trunk(self) -> nn.Sequential: ...
+
+    def trunk_channels(self) -> list[int]: ...
+
+
+def load_for(path: str | Path, detector: Trunked) -> Bottleneck:
+    """Read a checkpoint and build its bottleneck into ``detector``'s trunk; refuses one made for another model."""
+    checkpoint = read_checkpoint(path)
+    model = checkpoint["config"].get("model")
+    if model != detector.name:
+        raise CheckpointError(f"bottleneck checkpoint {path} was trained for {model}, not {detector.name}")
+    return load_bottleneck(checkpoint, detector.trunk, detector.trunk_channels(), source=str(path))
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load and check a checkpoint file (format, version, fields) without building anything."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"bottleneck checkpoint {path} does not exist")
+    try:
+        # TorchVersion (a str) is allowed because early checkpoints recorded torch.__version__ as is.
+        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"bottleneck checkpoint {path} cannot be read: {exc}") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a splitinf bottleneck checkpoint")
+    if checkpoint.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {checkpoint.get('version')}, "
+                              f"this splitinf reads version {CHECKPOINT_VERSION}")
+    return checkpoint
+
+
+def load_bottleneck(checkpoint: dict, trunk: Sequence[nn.Module], trunk_channels: Sequence[int],
+                    source: str = "checkpoint") -> Bottleneck:
+    """Rebuild a trained bottleneck from a checkpoint read by :func:`read_checkpoint`."""
+    config = BottleneckConfig(**checkpoint["config"])
+    bottleneck = Bottleneck(config, trunk, trunk_channels)
+    state = checkpoint["state"]
+    own = bottleneck.state_dict()
+    mismatched = [k for k in own if k not in state or tuple(state[k].shape) != tuple(own[k].shape)]
+    if mismatched or set(state) - set(own):
+        raise CheckpointError(f"{source} does not fit a {config.model} bottleneck {config}: "
+                              f"first mismatched key {(mismatched or sorted(set(state) - set(own)))[0]}")
+    bottleneck.load_state_dict(state)
+    if checkpoint["tables"] is not None:
+        tables = checkpoint["tables"]
+        bottleneck.prior.load_tables(ChannelTables(tuple(int(v) for v in tables["low"]),
+                                                   tuple(np.asarray(p, dtype=np.float64) for p in tables["pmf"])))
+    if bottleneck.fingerprint() != checkpoint["fingerprint"]:
+        raise CheckpointError(f"{source}: its weights do not match its recorded fingerprint (damaged file?)")
+    return bottleneck.eval()

@@ -1,0 +1,144 @@
+"""``splitinf bench rate``: rate–accuracy of the trained bottlenecks against the best JPEG offload, on the
+482 COCO images (person AP, the eval harness's default for the person model), all in one run.
+
+* ``jpeg``: the smallest JPEG (original or 300×300 resolution) within 1 AP point of the unsplit teacher;
+* ``accurate``: the smallest checkpoint within 1 AP point sending ≤ 1/10 of that JPEG's bytes;
+* ``light``: the most accurate checkpoint whose device head (encoder included, resize excluded) costs
+  ≤ 40 % of the unsplit multiply-adds, within 2.5 AP points, also ≤ 1/10 of the bytes;
+* ``stretch``: one checkpoint within 1 AP point, ≤ 1/20 of the bytes and ≤ 25 % of the MACs.
+
+Each checkpoint also reports its head's milliseconds on this CPU next to the unsplit model's (same run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from splitinf.bottleneck import MinMax8Codec, load_for
+from splitinf.data import ALL_UNION, PERSON_VIDEO, coco_images, resolve, video_frames
+from splitinf.evaluation.harness import evaluate_coco
+from splitinf.evaluation.pipelines import jpeg, split, unsplit
+from splitinf.head import Head
+from splitinf.models import build_detector, detector_spec
+from splitinf.models.compute import count_macs
+from splitinf.report import format_table, print_json_line
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent.parent / "checkpoints"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="ssdlite_mobilenet_v2_person")
+    parser.add_argument("--checkpoint", action="append", default=[], help="checkpoint to score (repeatable; "
+                        "default: every checkpoints/*.pt of the model)")
+    parser.add_argument("--qualities", default="50,75,90", help="JPEG qualities to search (default 50,75,90)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N images (quick look)")
+    parser.add_argument("--plot", default=None, help="write the AP-vs-KB/frame plot here (PNG)")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
+
+
+def median_ms(fn, frames, repeats: int = 3) -> float:
+    times = []
+    with torch.inference_mode():
+        for frame in frames:
+            for _ in range(repeats):
+                start = time.perf_counter_ns()
+                fn(frame)
+                times.append((time.perf_counter_ns() - start) / 1e6)
+    return float(np.median(times))
+
+
+def main(args: argparse.Namespace) -> int:
+    detector = build_detector(args.model, weights=detector_spec(args.model).default_weights)
+    paths = args.checkpoint or sorted(str(p) for p in CHECKPOINTS.glob("*.pt"))
+    bottlenecks = {Path(p).stem: load_for(p, detector) for p in paths}
+    pipelines = [unsplit(detector)]
+    for resolution in ("original", "input"):
+        pipelines += [jpeg(detector, int(q), resolution) for q in args.qualities.split(",")]
+    pipelines += [split(detector, MinMax8Codec(), split_point=s, name=f"8-bit {s}") for s in ("s8", "s16")]
+    pipelines += [split(detector, b.codec(), bottleneck=b, name=name) for name, b in bottlenecks.items()]
+    ground_truth = json.loads(resolve(ALL_UNION).read_text())
+    images = coco_images(ALL_UNION, limit=args.limit)
+    scores = {s.pipeline.name: s for s in evaluate_coco(pipelines, ground_truth, images, [1])}
+
+    frames = list(video_frames(PERSON_VIDEO, max_frames=5, step=200))
+    x, geometries = detector.preprocess(frames[:1])
+    total_macs = count_macs(lambda: detector.detect(detector.neck(detector.trunk(x)), geometries))
+    unsplit_ms = median_ms(lambda f: detector([f]), frames)
+    teacher = scores["unsplit"]
+    jpegs = [s for s in scores.values() if s.pipeline.kind == "jpeg" and s.ap >= teacher.ap - 0.01]
+    best_jpeg = min(jpegs, key=lambda s: s.bytes_per_frame) if jpegs else None
+    points = []
+    for name, bottleneck in bottlenecks.items():
+        head = Head(detector, bottleneck=bottleneck)
+        score = scores[name]
+        points.append({
+            "checkpoint": name, "ap": round(score.ap, 5), "ap50": round(score.ap50, 5),
+            "bytes": round(score.bytes_per_frame, 1),
+            "head_macs_ratio": round(count_macs(lambda h=head: h.layers(x)) / total_macs, 4),
+            "bytes_ratio": round(score.bytes_per_frame / best_jpeg.bytes_per_frame, 4) if best_jpeg else None,
+            "head_ms": round(median_ms(lambda f, h=head: h([f]), frames), 2), "unsplit_ms": round(unsplit_ms, 2),
+        })
+
+    def pick(ap_drop: float, bytes_ratio: float, macs_ratio: float, key) -> dict | None:
+        ok = [p for p in points if p["ap"] >= teacher.ap - ap_drop and p["bytes_ratio"] is not None
+              and p["bytes_ratio"] <= bytes_ratio and p["head_macs_ratio"] <= macs_ratio]
+        return min(ok, key=key) if ok else None
+
+    result = {
+        "teacher_ap": round(teacher.ap, 5), "images": len(images),
+        "jpeg": None if best_jpeg is None else {
+            "ap": round(best_jpeg.ap, 5), "bytes": round(best_jpeg.bytes_per_frame, 1),
+            "quality": best_jpeg.pipeline.quality, "resolution": best_jpeg.pipeline.resolution},
+        "accurate": pick(0.01, 0.1, 1.0, key=lambda p: p["bytes"]),
+        "light": pick(0.025, 0.1, 0.40, key=lambda p: -p["ap"]),
+        "stretch": pick(0.01, 0.05, 0.25, key=lambda p: p["bytes"]),
+        "checkpoints": points,
+        "baselines": [s.as_dict() for s in scores.values() if s.pipeline.kind != "split" or "8-bit" in s.pipeline.name],
+    }
+    print(format_table(["pipeline", "AP", "AP50", "KB/frame"],
+                       [(s.pipeline.name, round(s.ap, 4), round(s.ap50, 4),
+                         "-" if s.bytes_per_frame is None else round(s.bytes_per_frame / 1024, 2))
+                        for s in scores.values()]))
+    print(format_table(["checkpoint", "AP", "bytes", "bytes/JPEG", "head MACs", "head ms", "unsplit ms"],
+                       [(p["checkpoint"], p["ap"], p["bytes"], p["bytes_ratio"], p["head_macs_ratio"],
+                         p["head_ms"], p["unsplit_ms"]) for p in points]))
+    if args.plot:
+        plot(scores, args.plot, teacher.ap)
+    if args.json:
+        print_json_line(result)
+    return 0
+
+
+def plot(scores: dict, path: str, teacher_ap: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    groups = {"JPEG original": lambda s: s.pipeline.resolution == "original",
+              "JPEG 300×300": lambda s: s.pipeline.resolution == "input",
+              "8-bit split (no bottleneck)": lambda s: s.pipeline.name.startswith("8-bit"),
+              "learned bottleneck": lambda s: s.pipeline.kind == "split" and not s.pipeline.name.startswith("8-bit")}
+    for (label, member), marker in zip(groups.items(), "os^D"):
+        chosen = sorted((s for s in scores.values() if s.bytes_per_frame and member(s)),
+                        key=lambda s: s.bytes_per_frame)
+        if chosen:
+            ax.plot([s.bytes_per_frame / 1024 for s in chosen], [s.ap for s in chosen], marker=marker,
+                    label=label, linestyle="-" if "JPEG" in label else "none")
+    ax.axhline(teacher_ap, color="gray", linestyle="--", label=f"unsplit teacher (AP {teacher_ap:.3f})")
+    ax.axhline(teacher_ap - 0.01, color="gray", linestyle=":", label="1 AP point below")
+    ax.set_xscale("log")
+    ax.set_xlabel("KB per frame on the link (log scale)")
+    ax.set_ylabel("person AP@[.5:.95], 482 COCO images")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)

@@ -1,0 +1,1 @@
+"""Training of the learned parts (bottleneck distillation, prefilter) on label-free shared data."""

@@ -1,0 +1,108 @@
+"""The injected bottleneck: shapes, device/edge halves, checkpoints, and a short real training run."""
+
+import pytest
+import torch
+from splitinf.bottleneck import (
+    Bottleneck,
+    BottleneckConfig,
+    CheckpointError,
+    CodecError,
+    MinMax8Codec,
+    load_for,
+)
+from splitinf.head import Head
+from splitinf.tail import Tail
+
+from splitinf.cli import main
+from splitinf.models import build_detector
+from splitinf.models.compute import count_macs
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return build_detector("ssdlite_mobilenet_v2_person")
+
+
+def trained_like(detector, codec="entropy"):
+    config = BottleneckConfig("ssdlite_mobilenet_v2_person", tap=6, restore=13, channels=8, codec=codec)
+    bottleneck = Bottleneck(config, detector.trunk, detector.trunk_channels()).eval()
+    if codec == "entropy":
+        bottleneck.prior.update_tables()
+    return bottleneck
+
+
+def test_device_runs_less_than_the_unsplit_prefix(detector, coco_val_images):
+    bottleneck = trained_like(detector)
+    head = Head(detector, bottleneck=bottleneck)
+    prefix = Head(detector, "s16")  # what the device would run without a bottleneck restoring block 13
+    x, _ = detector.preprocess(coco_val_images[:1])
+    with torch.inference_mode():
+        latent, _ = head(coco_val_images[:1])
+    assert latent.shape == (1, 8, 19, 19)  # stride-2 encoder: 16x fewer positions than the 32x38x38 tap
+    assert count_macs(lambda: head.layers(x)) < 0.75 * count_macs(lambda: prefix.layers(x))
+
+
+def test_bottleneck_split_runs_end_to_end_through_a_real_bitstream(detector, coco_val_images):
+    bottleneck = trained_like(detector)
+    head, tail = Head(detector, bottleneck=bottleneck), Tail(detector, bottleneck=bottleneck)
+    codec = bottleneck.codec()
+    with torch.inference_mode():
+        latent, geometries = head(coco_val_images[:1])
+        data = codec.compress(latent[0])
+        detections = tail(codec.decompress(data)[None], geometries)[0]
+    assert len(data) < 8 * 19 * 19  # fewer bytes than one per symbol
+    assert detections["boxes"].shape[1] == 4
+
+
+def test_checkpoint_round_trip_and_refusals(detector, tmp_path):
+    bottleneck = trained_like(detector)
+    path = tmp_path / "b.pt"
+    bottleneck.save(path, metadata={"command": "test"})
+    loaded = load_for(path, detector)
+    assert loaded.fingerprint() == bottleneck.fingerprint()
+    latent = torch.randn(8, 19, 19) * 3
+    assert loaded.codec().decompress(bottleneck.codec().compress(latent)).shape == (8, 19, 19)
+    other = build_detector("ssdlite_mobilenet_v2")
+    with pytest.raises(CheckpointError, match="trained for ssdlite_mobilenet_v2_person, not ssdlite_mobilenet_v2"):
+        load_for(path, other)
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_for(damaged, detector)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_for(tmp_path / "none.pt", detector)
+    other_tables = trained_like(detector)
+    torch.manual_seed(5)
+    for p in other_tables.prior.parameters():
+        p.data.add_(torch.randn_like(p) * 0.5)
+    other_tables.prior.update_tables()
+    with pytest.raises(CodecError, match="coded with tables"):
+        other_tables.codec().decompress(bottleneck.codec().compress(latent))
+
+
+def test_minmax8_bottleneck_is_the_plain_hnd_baseline(detector):
+    bottleneck = trained_like(detector, codec="minmax8")
+    assert isinstance(bottleneck.codec(), MinMax8Codec)
+    rebuilt, bits = bottleneck(torch.randn(2, 32, 38, 38))
+    assert rebuilt.shape == (2, 96, 19, 19) and float(bits) == 0.0
+
+
+def test_bad_configs_are_refused(detector):
+    with pytest.raises(ValueError, match="tap < restore"):
+        Bottleneck(BottleneckConfig("m", tap=13, restore=6), detector.trunk, detector.trunk_channels())
+    with pytest.raises(ValueError, match="codec must be one of"):
+        Bottleneck(BottleneckConfig("m", tap=6, restore=13, codec="zip"), detector.trunk, detector.trunk_channels())
+
+
+def test_train_command_writes_a_loadable_checkpoint(tmp_path, capsys):
+    out = tmp_path / "tiny.pt"
+    assert main(["train", "--steps", "2", "--batch", "2", "--channels", "4", "--video-step", "200",
+                 "--out", str(out)]) == 0
+    detector = build_detector("ssdlite_mobilenet_v2_person")
+    bottleneck = load_for(out, detector)
+    assert bottleneck.config.channels == 4
+    import torch as t
+
+    metadata = t.load(out, weights_only=True)["metadata"]
+    assert metadata["command"].startswith("splitinf train") and metadata["steps"] == 2
+    assert (tmp_path / "tiny.pt.log.jsonl").read_text().count("distill") >= 1
