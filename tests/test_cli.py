@@ -60,7 +60,14 @@ def test_bench_split_exact_json_last_line(capsys):
     assert summary["detections_compared"] > 0
 
 
-def test_runtime_entry_points_say_not_built_yet():
-    from splitinf.cli import device_main, edge_main
+def test_runtime_entry_points_explain_themselves():
+    for program, words in (("splitinf-edge", "--max-batch"), ("splitinf-device", "--deadline-ms")):
+        result = subprocess.run([program, "--help"], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and words in result.stdout and "--model" in result.stdout
 
-    assert edge_main([]) == 2 and device_main([]) == 2
+
+def test_device_refuses_a_missing_source_with_one_line():
+    result = subprocess.run(["splitinf-device", "--connect", "tcp://127.0.0.1:9", "--source", "nope.mp4",
+                             "--bottleneck", "none"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "source 'nope.mp4' cannot be opened" in result.stderr.strip().splitlines()[-1]

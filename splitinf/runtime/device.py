@@ -1,0 +1,455 @@
+"""The device client: capture → head → payload → edge, with a real-time policy, and every frame accounted for.
+
+Three threads. The capture thread reads the source at its pace into a one-frame slot: when the pipeline is
+busy the newest frame wins and the one it replaces is counted ``stale``. The main thread takes a frame when
+the in-flight window has room, runs the head (or the JPEG encoder, or the whole model in ``local`` mode) and
+hands the message to the I/O thread, which owns the ZeroMQ socket: it does the handshake, sends, receives
+and timestamps replies the moment they arrive, expires frames whose deadline passed, and reconnects with
+backoff when the edge is lost. Every captured frame ends as exactly one of: ``edge`` (a result), ``local``
+(computed on the device), ``filtered`` (by the prefilter), ``stale`` (deadline passed, or replaced by a newer
+frame) or ``failed`` (with a reason).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket as pysocket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from splitinf.data import jpeg_bytes
+from splitinf.head import Head
+from splitinf.models import Geometry
+from splitinf.protocol import Error, Frame, Hello, ProtocolError, Result, Welcome, decode, encode
+from splitinf.runtime import transport
+from splitinf.runtime.setup import ModelSetup
+from splitinf.runtime.sources import Captured, FrameSource
+
+OUTCOMES = ("edge", "local", "filtered", "stale", "failed")
+STAGES = ("capture", "wait", "head", "encode", "wire", "edge_queue", "decode", "tail", "local", "total")
+MODES = ("split", "jpeg", "local")
+
+
+class EdgeRefused(RuntimeError):
+    """The edge answered the handshake with an error that retrying cannot fix (e.g. a different model)."""
+
+
+@dataclass
+class FrameRecord:
+    seq: int
+    captured: Captured
+    stages: dict[str, float] = field(default_factory=dict)
+    sent_ns: int = 0
+    deadline_ns: int = 0
+    uplink_bytes: int = 0
+
+
+@dataclass
+class Outcome:
+    seq: int
+    outcome: str
+    captured_ns: int
+    done_ns: int
+    detections: dict[str, np.ndarray] | None = None
+    reason: str | None = None
+    stages: dict[str, float] = field(default_factory=dict)
+
+
+class LatestFrame:
+    """A one-frame slot: putting a frame replaces (and reports) the one not yet taken — newest wins."""
+
+    def __init__(self) -> None:
+        self._frame: Captured | None = None
+        self._done = False
+        self._cond = threading.Condition()
+
+    def put(self, frame: Captured) -> Captured | None:
+        with self._cond:
+            replaced, self._frame = self._frame, frame
+            self._cond.notify_all()
+            return replaced
+
+    def finish(self) -> None:
+        with self._cond:
+            self._done = True
+            self._cond.notify_all()
+
+    def take(self, timeout: float) -> tuple[Captured | None, bool]:
+        """(frame or None, source finished and nothing left)."""
+        with self._cond:
+            if self._frame is None and not self._done:
+                self._cond.wait(timeout)
+            frame, self._frame = self._frame, None
+            return frame, frame is None and self._done
+
+
+def arrays_of(result: Result) -> dict[str, np.ndarray]:
+    return {"boxes": np.frombuffer(result.boxes, "<f4").reshape(result.n, 4),
+            "scores": np.frombuffer(result.scores, "<f4"), "labels": np.frombuffer(result.labels, "<i4")}
+
+
+def arrays_from_tensors(detections: dict[str, Tensor], min_score: float) -> dict[str, np.ndarray]:
+    keep = detections["scores"] >= min_score
+    return {"boxes": detections["boxes"][keep].float().numpy(), "scores": detections["scores"][keep].float().numpy(),
+            "labels": detections["labels"][keep].to(torch.int32).numpy()}
+
+
+class DeviceClient:
+    def __init__(self, setup: ModelSetup, connect: str | None, *, mode: str = "split", jpeg_quality: int = 90,
+                 window: int = 2, deadline_ms: float = 2000.0, fallback_local: bool = False,
+                 min_score: float = 0.05, name: str | None = None, key: str | None = None,
+                 server_key: str | None = None, connect_timeout_s: float = 15.0, reply_timeout_s: float = 3.0,
+                 on_outcome: Callable[[Outcome, FrameRecord | None], None] | None = None) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode != "local" and not connect:
+            raise ValueError(f"mode {mode!r} needs --connect tcp://HOST:PORT of an edge (or a relay)")
+        if window < 1 or deadline_ms <= 0:
+            raise ValueError(f"window must be >= 1 and deadline > 0, got {window} and {deadline_ms}")
+        self.setup, self.connect, self.mode = setup, connect, mode
+        self.jpeg_quality, self.window, self.deadline_ns = jpeg_quality, window, int(deadline_ms * 1e6)
+        self.fallback_local, self.min_score = fallback_local, min_score
+        self.name = name or f"device@{pysocket.gethostname()}"
+        self.key, self.server_key = key, server_key
+        self.connect_timeout_s, self.reply_timeout_ns = connect_timeout_s, int(reply_timeout_s * 1e9)
+        self.on_outcome = on_outcome
+        self.head = Head(setup.detector, setup.split, setup.bottleneck).eval() if mode == "split" else None
+        self.counts: Counter[str] = Counter({o: 0 for o in OUTCOMES})
+        self.reasons: Counter[str] = Counter()
+        self.stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
+        self.uplink: list[int] = []
+        self.downlink: list[int] = []
+        self.frames = 0
+        self.late_results = 0
+        self.reconnects = 0
+        self.in_flight: dict[int, FrameRecord] = {}
+        self.lock = threading.Lock()
+        self.room = threading.Condition(self.lock)
+        self.connected = threading.Event()
+        self.stop = threading.Event()
+        self.fatal: str | None = None
+        self.started_ns = 0
+        self.finished_ns = 0
+
+    # --- accounting (called with or without the lock; takes it) ---------------------------------------------
+
+    def _finish(self, outcome: Outcome, record: FrameRecord | None) -> None:
+        with self.lock:
+            self.counts[outcome.outcome] += 1
+            if outcome.reason:
+                self.reasons[outcome.reason] += 1
+            if outcome.outcome in ("edge", "local"):
+                for stage, ms in outcome.stages.items():
+                    self.stage_ms[stage].append(ms)
+                self.stage_ms["total"].append((outcome.done_ns - outcome.captured_ns) / 1e6)
+            self.room.notify_all()
+        if self.on_outcome is not None:
+            self.on_outcome(outcome, record)
+
+    def _drop(self, record: FrameRecord, outcome: str, reason: str) -> None:
+        self._finish(Outcome(record.seq, outcome, record.captured.captured_ns, time.perf_counter_ns(),
+                             reason=reason), record)
+
+    # --- the run -------------------------------------------------------------------------------------------
+
+    def run(self, source: FrameSource, max_frames: int | None = None) -> dict:
+        self.started_ns = time.perf_counter_ns()
+        io = None
+        if self.mode != "local":
+            self._outbox, self._inbox = transport.inproc_pair("device-out")
+            io = threading.Thread(target=self._io, name="device-io", daemon=True)
+            io.start()
+            if not self.connected.wait(self.connect_timeout_s) and not self.fallback_local:
+                self.stop.set()
+                io.join(timeout=5)
+                raise ConnectionError(self.fatal or f"the edge at {self.connect} did not answer within "
+                                      f"{self.connect_timeout_s:g} s")
+            if self.fatal:
+                self.stop.set()
+                raise EdgeRefused(self.fatal)
+        slot = LatestFrame()
+        capture = threading.Thread(target=self._capture, args=(source, max_frames, slot), name="capture",
+                                   daemon=True)
+        capture.start()
+        try:
+            self._process(slot)
+            with self.lock:  # let the frames in flight come back (or expire)
+                while self.in_flight and not self.stop.is_set():
+                    self.room.wait(0.05)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop.set()
+            capture.join(timeout=5)
+            if io is not None:
+                io.join(timeout=5)
+            with self.lock:
+                for record in list(self.in_flight.values()):
+                    self.in_flight.pop(record.seq)
+                    self.counts["failed"] += 1
+                    self.reasons["interrupted"] += 1
+            self.finished_ns = time.perf_counter_ns()
+        if self.fatal and self.mode != "local":
+            raise EdgeRefused(self.fatal)
+        return self.summary()
+
+    def _capture(self, source: FrameSource, max_frames: int | None, slot: LatestFrame) -> None:
+        try:
+            for captured in source.frames(max_frames):
+                if self.stop.is_set():
+                    break
+                with self.lock:
+                    self.frames += 1
+                replaced = slot.put(captured)
+                if replaced is not None:  # the pipeline was busy: newest wins
+                    self._drop(FrameRecord(replaced.index, replaced), "stale", "replaced by a newer frame")
+        finally:
+            slot.finish()
+
+    def _process(self, slot: LatestFrame) -> None:
+        while not self.stop.is_set():
+            with self.lock:
+                while len(self.in_flight) >= self.window and not self.stop.is_set():
+                    self.room.wait(0.05)
+            captured, finished = slot.take(0.05)
+            if finished:
+                return
+            if captured is None:
+                continue
+            record = FrameRecord(captured.index, captured, {"capture": captured.decode_ms})
+            record.stages["wait"] = (time.perf_counter_ns() - captured.captured_ns) / 1e6
+            if self.mode == "local" or (not self.connected.is_set() and self.fallback_local):
+                self._local(record)
+            elif not self.connected.is_set():
+                self._drop(record, "failed", "edge unreachable")
+            else:
+                self._send(record)
+
+    def _local(self, record: FrameRecord) -> None:
+        t0 = time.perf_counter_ns()
+        with torch.inference_mode():
+            detections = self.setup.detector([record.captured.image])[0]
+        done = time.perf_counter_ns()
+        record.stages["local"] = (done - t0) / 1e6
+        self._finish(Outcome(record.seq, "local", record.captured.captured_ns, done,
+                             arrays_from_tensors(detections, self.min_score), stages=record.stages), record)
+
+    def _payload(self, record: FrameRecord) -> tuple[bytes, Geometry, str, str]:
+        image = record.captured.image
+        if self.mode == "jpeg":
+            t0 = time.perf_counter_ns()
+            payload = jpeg_bytes(image, self.jpeg_quality)
+            record.stages["encode"] = (time.perf_counter_ns() - t0) / 1e6
+            size = (int(image.shape[-2]), int(image.shape[-1]))
+            return payload, Geometry(size, size, size), "jpeg", f"jpeg{self.jpeg_quality}"
+        t0 = time.perf_counter_ns()
+        with torch.inference_mode():
+            features, geometries = self.head([image])
+        t1 = time.perf_counter_ns()
+        payload = self.setup.codec.compress(features[0])
+        record.stages["head"] = (t1 - t0) / 1e6
+        record.stages["encode"] = (time.perf_counter_ns() - t1) / 1e6
+        return payload, geometries[0], "split", self.setup.codec.name
+
+    def _send(self, record: FrameRecord) -> None:
+        payload, geometry, mode, codec = self._payload(record)
+        frames = encode(Frame(record.seq, record.captured.captured_ns, mode, tuple(geometry), codec, payload))
+        record.uplink_bytes = sum(len(f) for f in frames)
+        record.deadline_ns = record.captured.captured_ns + self.deadline_ns
+        with self.lock:
+            self.in_flight[record.seq] = record
+        self._outbox.send_multipart([record.seq.to_bytes(8, "little"), *frames])
+
+    # --- the I/O thread --------------------------------------------------------------------------------------
+
+    def _new_socket(self):
+        return transport.device_socket(self.connect, self.key, self.server_key)
+
+    def _hello(self, sock) -> None:
+        hello = Hello(self.name, self.setup.fingerprint, self.setup.config, self.min_score)
+        with contextlib.suppress(transport.Again):  # not connected yet: the backoff timer sends it again
+            sock.send_multipart(encode(hello), transport.NOBLOCK)
+
+    def _io(self) -> None:
+        inbox = self._inbox
+        sock = self._new_socket()
+        backoff, hello_at = 0.25, time.monotonic()
+        self._hello(sock)
+        last_heard = time.perf_counter_ns()
+        try:
+            while not self.stop.is_set():
+                poller = transport.poller(sock, inbox)
+                events = dict(poller.poll(20))
+                now = time.perf_counter_ns()
+                if inbox in events:
+                    self._forward(inbox, sock)
+                if sock in events:
+                    last_heard = now
+                    self._receive(sock)
+                    if self.fatal:
+                        self.stop.set()
+                        break
+                self._expire(now)
+                if not self.connected.is_set() and time.monotonic() - hello_at > backoff:
+                    self._hello(sock)  # libzmq reconnects the socket by itself; we only repeat the greeting
+                    hello_at, backoff = time.monotonic(), min(backoff * 2, 2.0)
+                elif self.connected.is_set() and self._silent_since(last_heard, now):
+                    # Frames went unanswered: start over on a fresh connection.
+                    self.connected.clear()
+                    self.reconnects += 1
+                    self._fail_in_flight("edge lost (no reply)")
+                    sock.close(linger=0)
+                    sock = self._new_socket()
+                    hello_at, backoff = 0.0, 0.1
+        finally:
+            sock.close(linger=0)
+            inbox.close(linger=0)
+            self._outbox.close(linger=0)
+
+    def _silent_since(self, last_heard: int, now: int) -> bool:
+        with self.lock:
+            waiting = [r.sent_ns for r in self.in_flight.values() if r.sent_ns]
+        return bool(waiting) and now - max(min(waiting), last_heard) > self.reply_timeout_ns
+
+    def _forward(self, inbox, sock) -> None:
+        while True:
+            try:
+                tagged = inbox.recv_multipart(transport.NOBLOCK)
+            except transport.Again:
+                return
+            seq, frames = int.from_bytes(tagged[0], "little"), tagged[1:]
+            with self.lock:
+                record = self.in_flight.get(seq)
+            if record is None:
+                continue
+            try:
+                sock.send_multipart(frames, transport.NOBLOCK)
+                record.sent_ns = time.perf_counter_ns()
+            except transport.Again:  # no connected edge to hand it to: reconnect, and account for the frame
+                self.connected.clear()
+                with self.lock:
+                    self.in_flight.pop(seq, None)
+                self._drop(record, "failed", "edge unreachable")
+
+    def _receive(self, sock) -> None:
+        while True:
+            try:
+                frames = sock.recv_multipart(transport.NOBLOCK)
+            except transport.Again:
+                return
+            received = time.perf_counter_ns()
+            try:
+                message = decode(frames)
+            except ProtocolError as exc:
+                self.reasons[f"bad reply: {exc.code}"] += 1
+                continue
+            if isinstance(message, Welcome):
+                if message.fingerprint != self.setup.fingerprint:
+                    self.fatal = (f"edge {message.edge} runs model {message.fingerprint}, "
+                                  f"device {self.setup.fingerprint}")
+                    return
+                self.connected.set()
+            elif isinstance(message, Result):
+                self._complete(message, received, sum(len(f) for f in frames))
+            elif isinstance(message, Error):
+                self._error(message)
+
+    def _complete(self, result: Result, received: int, size: int) -> None:
+        with self.lock:
+            record = self.in_flight.pop(result.seq, None)
+        if record is None:
+            self.late_results += 1
+            return
+        edge_ms = sum(result.timing.get(k, 0.0) for k in ("queue", "decode", "tail"))
+        stages = dict(record.stages)
+        stages.update(edge_queue=result.timing.get("queue", 0.0), decode=result.timing.get("decode", 0.0),
+                      tail=result.timing.get("tail", 0.0), wire=(received - record.sent_ns) / 1e6 - edge_ms)
+        with self.lock:
+            self.uplink.append(record.uplink_bytes)
+            self.downlink.append(size)
+        self._finish(Outcome(record.seq, "edge", record.captured.captured_ns, received, arrays_of(result),
+                             stages=stages), record)
+
+    def _error(self, error: Error) -> None:
+        if error.code in ("fingerprint", "version"):
+            self.fatal = f"the edge refused this device: {error.text}"
+            return
+        if error.code == "no-handshake":  # a restarted edge: introduce ourselves again
+            self.connected.clear()
+            self.reconnects += 1
+        if error.seq is not None:
+            with self.lock:
+                record = self.in_flight.pop(error.seq, None)
+            if record is not None:
+                self._drop(record, "failed", f"edge error {error.code}")
+
+    def _expire(self, now: int) -> None:
+        with self.lock:
+            expired = [r for r in self.in_flight.values() if r.deadline_ns and now > r.deadline_ns]
+            for record in expired:
+                self.in_flight.pop(record.seq)
+        for record in expired:
+            self._drop(record, "stale", "deadline passed")
+
+    def _fail_in_flight(self, reason: str) -> None:
+        with self.lock:
+            records = list(self.in_flight.values())
+            self.in_flight.clear()
+        for record in records:
+            self._drop(record, "failed", reason)
+
+    # --- the summary -----------------------------------------------------------------------------------------
+
+    def summary(self) -> dict:
+        with self.lock:
+            duration = max((self.finished_ns or time.perf_counter_ns()) - self.started_ns, 1) / 1e9
+            latency = {stage: {q: round(float(np.percentile(v, p)), 3) for q, p in (("p50", 50), ("p95", 95),
+                                                                                    ("p99", 99))}
+                       for stage, v in self.stage_ms.items() if v}
+            delivered = self.counts["edge"] + self.counts["local"]
+            return {
+                "frames": self.frames,
+                "counts": dict(self.counts),
+                "accounted": sum(self.counts.values()),
+                "reasons": dict(self.reasons),
+                "latency_ms": latency,
+                "bytes_per_frame": round(float(np.mean(self.uplink)), 1) if self.uplink else 0.0,
+                "downlink_bytes_per_frame": round(float(np.mean(self.downlink)), 1) if self.downlink else 0.0,
+                "fps": round(delivered / duration, 3),
+                "duration_s": round(duration, 3),
+                "late_results": self.late_results,
+                "reconnects": self.reconnects,
+                "mode": self.mode,
+                "model": self.setup.describe(),
+                "fingerprint": self.setup.fingerprint,
+            }
+
+
+class JsonLinesSink:
+    """One JSON line per frame: outcome, latency and detections ([x1, y1, x2, y2, score, label] in pixels)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.lock = threading.Lock()
+
+    def __call__(self, outcome: Outcome, record: FrameRecord | None) -> None:
+        line = {"frame": outcome.seq, "outcome": outcome.outcome,
+                "latency_ms": round((outcome.done_ns - outcome.captured_ns) / 1e6, 3)}
+        if outcome.reason:
+            line["reason"] = outcome.reason
+        if outcome.detections is not None:
+            d = outcome.detections
+            line["detections"] = [[*map(lambda v: round(float(v), 2), box), round(float(s), 4), int(c)]
+                                  for box, s, c in zip(d["boxes"], d["scores"], d["labels"])]
+        with self.lock:
+            self.stream.write(json.dumps(line) + "\n")
+            self.stream.flush()

@@ -1,0 +1,73 @@
+"""``splitinf-device``: run the head on a camera (or a video) and get detections from an edge.
+
+    splitinf-device --connect tcp://EDGE:5555 --source video.mp4          # split mode, shared defaults
+    splitinf-device --mode jpeg --jpeg-quality 90 --connect ... --source 0
+    splitinf-device --mode local --source frames/                         # the whole model on the device
+
+Writes one JSON line per frame (``--output``), an optional annotated video, and an end-of-run summary whose
+five counts (edge, local, filtered, stale, failed) add up to the frames captured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+
+from splitinf.runtime.device import DeviceClient, JsonLinesSink
+from splitinf.runtime.setup import ModelSetup, add_model_arguments
+from splitinf.runtime.sources import FrameSource
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--connect", default=None, help="edge (or relay) endpoint, e.g. tcp://127.0.0.1:5555")
+    parser.add_argument("--source", required=True, help="video file, camera index, image folder or stream URL")
+    parser.add_argument("--mode", default="split", choices=("split", "jpeg", "local"), help="default split")
+    parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality in jpeg mode (default 90)")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    parser.add_argument("--fps", type=float, default=None, help="pace the source at this rate (default: its own)")
+    parser.add_argument("--no-realtime", action="store_true", help="read a video file as fast as it decodes")
+    parser.add_argument("--window", type=int, default=2, help="frames in flight at most (default 2)")
+    parser.add_argument("--deadline-ms", type=float, default=2000.0,
+                        help="a frame without a result this long after capture is dropped as stale (default 2000)")
+    parser.add_argument("--fallback", default="none", choices=("none", "local"),
+                        help="run the whole model locally while the edge is unreachable (default none)")
+    parser.add_argument("--min-score", type=float, default=0.05, help="detections below are not sent back")
+    parser.add_argument("--key", default=None, help="CurveZMQ: this device's secret key file")
+    parser.add_argument("--server-key", default=None, help="CurveZMQ: the edge's public key file")
+    parser.add_argument("--name", default=None, help="name reported to the edge")
+    parser.add_argument("--output", default=None, help="JSON lines of detections per frame ('-': stdout)")
+    parser.add_argument("--summary-json", default=None, help="write the end-of-run summary here")
+    add_model_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    setup = ModelSetup.from_args(args)
+    source = FrameSource(args.source, realtime=not args.no_realtime, fps=args.fps)
+    with contextlib.ExitStack() as stack:
+        sink = None
+        if args.output:
+            stream = sys.stdout if args.output == "-" else stack.enter_context(open(args.output, "w"))
+            sink = JsonLinesSink(stream)
+        client = DeviceClient(setup, args.connect, mode=args.mode, jpeg_quality=args.jpeg_quality,
+                              window=args.window, deadline_ms=args.deadline_ms,
+                              fallback_local=args.fallback == "local", min_score=args.min_score, name=args.name,
+                              key=args.key, server_key=args.server_key, on_outcome=sink)
+        print(f"splitinf-device: {setup.describe()}, mode {args.mode}, source {args.source}", file=sys.stderr,
+              flush=True)
+        try:
+            summary = client.run(source, args.max_frames)
+        finally:
+            source.close()
+    counts = summary["counts"]
+    total = summary["latency_ms"].get("total", {})
+    print(f"splitinf-device: {summary['frames']} frames: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+          + f"; latency p50 {total.get('p50', '-')} ms, p95 {total.get('p95', '-')} ms; "
+          f"{summary['bytes_per_frame'] / 1024:.2f} KB/frame up; {summary['fps']} fps", file=sys.stderr)
+    if args.summary_json:
+        with open(args.summary_json, "w") as f:
+            json.dump(summary, f, indent=1)
+    if args.output != "-":
+        print(json.dumps(summary), flush=True)
+    return 0

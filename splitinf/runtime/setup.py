@@ -1,0 +1,85 @@
+"""What device and edge must agree on: the model, its weights, the split (or bottleneck) and the codec.
+
+Both sides build the same :class:`ModelSetup` from the same defaults, so ``splitinf-edge --bind ADDR`` and
+``splitinf-device --connect ADDR --source FILE`` work together with no other flag. The *fingerprint* hashes
+the configuration and every weight; the edge refuses a device whose fingerprint differs and says which
+configuration field differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from splitinf.bottleneck import Bottleneck, Codec, Float32Codec, MinMax8Codec, load_for
+from splitinf.models import SplittableDetector, build_detector, detector_spec
+
+REPO = Path(__file__).resolve().parent.parent.parent
+DEFAULT_MODEL = "ssdlite_mobilenet_v2_person"
+SHIPPED_BOTTLENECK = REPO / "checkpoints" / "person_s8_c16_b002.pt"
+DEFAULT_SPLIT = "s16"
+PLAIN_CODECS = {"float32": Float32Codec, "minmax8": MinMax8Codec}
+
+
+def default_bottleneck() -> str | None:
+    return str(SHIPPED_BOTTLENECK) if SHIPPED_BOTTLENECK.is_file() else None
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options both ``splitinf-edge`` and ``splitinf-device`` take, with the same defaults."""
+    group = parser.add_argument_group("model (device and edge must match)")
+    group.add_argument("--model", default=DEFAULT_MODEL, help=f"zoo detector (default {DEFAULT_MODEL})")
+    group.add_argument("--weights", default=None, help="weights: pretrained, DEFAULT or a file "
+                       "(default: the model's own pretrained weights, else random init)")
+    group.add_argument("--bottleneck", default="default",
+                       help="trained bottleneck checkpoint, 'default' (the shipped one, if any) or 'none'")
+    group.add_argument("--split", default=DEFAULT_SPLIT,
+                       help=f"split point when no bottleneck is used (default {DEFAULT_SPLIT})")
+    group.add_argument("--codec", default="minmax8", choices=sorted(PLAIN_CODECS),
+                       help="payload codec when no bottleneck is used (default minmax8; float32 is lossless)")
+
+
+@dataclass
+class ModelSetup:
+    detector: SplittableDetector
+    split: str | None
+    bottleneck: Bottleneck | None
+    codec: Codec
+    config: dict
+    fingerprint: str
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ModelSetup:
+        bottleneck_path = default_bottleneck() if args.bottleneck == "default" else args.bottleneck
+        if bottleneck_path in (None, "none"):
+            bottleneck_path = None
+        if args.model != DEFAULT_MODEL and args.bottleneck == "default":
+            bottleneck_path = None  # the shipped bottleneck belongs to the default model
+        return cls.build(args.model, args.weights, args.split, bottleneck_path, args.codec)
+
+    @classmethod
+    def build(cls, model: str, weights: str | None, split: str | None, bottleneck_path: str | None,
+              codec: str = "minmax8") -> ModelSetup:
+        spec = detector_spec(model)
+        detector = build_detector(model, weights=weights or spec.default_weights)
+        if bottleneck_path is not None:
+            bottleneck = load_for(bottleneck_path, detector)
+            split, payload_codec = None, bottleneck.codec()
+            what = {"bottleneck": Path(bottleneck_path).name, "bottleneck_fingerprint": bottleneck.fingerprint()}
+        else:
+            detector.split_point(split)  # refuse an unknown split point now
+            bottleneck, payload_codec = None, PLAIN_CODECS[codec]()
+            what = {"split": split}
+        digest = hashlib.sha256()
+        for key, value in detector.state_dict().items():
+            digest.update(key.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        config = {"model": model, "weights": digest.hexdigest()[:16], "codec": payload_codec.name, **what}
+        fingerprint = hashlib.sha256(repr(sorted(config.items())).encode()).hexdigest()[:16]
+        return cls(detector, split, bottleneck, payload_codec, config, fingerprint)
+
+    def describe(self) -> str:
+        where = f"bottleneck {self.config['bottleneck']}" if self.bottleneck else f"split {self.split}"
+        return f"{self.config['model']}, {where}, codec {self.codec.name}, fingerprint {self.fingerprint}"
