@@ -1,8 +1,14 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from splitinf.cli import main
+
+
+def script(name: str) -> str:
+    """A console script of this environment (beside its python), whatever PATH says."""
+    return str(Path(sys.executable).parent / name)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -62,12 +68,12 @@ def test_bench_split_exact_json_last_line(capsys):
 
 def test_runtime_entry_points_explain_themselves():
     for program, words in (("splitinf-edge", "--max-batch"), ("splitinf-device", "--deadline-ms")):
-        result = subprocess.run([program, "--help"], capture_output=True, text=True, timeout=120)
+        result = subprocess.run([script(program), "--help"], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0 and words in result.stdout and "--model" in result.stdout
 
 
 def test_device_refuses_a_missing_source_with_one_line():
-    result = subprocess.run(["splitinf-device", "--connect", "tcp://127.0.0.1:9", "--source", "nope.mp4",
+    result = subprocess.run([script("splitinf-device"), "--connect", "tcp://127.0.0.1:9", "--source", "nope.mp4",
                              "--bottleneck", "none"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert "source 'nope.mp4' cannot be opened" in result.stderr.strip().splitlines()[-1]
