@@ -304,8 +304,7 @@ class DeviceClient:
                     hello_at, backoff = time.monotonic(), min(backoff * 2, 2.0)
                 elif self.connected.is_set() and self._silent_since(last_heard, now):
                     # Frames went unanswered: start over on a fresh connection.
-                    self.connected.clear()
-                    self.reconnects += 1
+                    self._lost()
                     self._fail_in_flight("edge lost (no reply)")
                     sock.close(linger=0)
                     sock = self._new_socket()
@@ -314,6 +313,12 @@ class DeviceClient:
             sock.close(linger=0)
             inbox.close(linger=0)
             self._outbox.close(linger=0)
+
+    def _lost(self) -> None:
+        """The edge is gone (or restarted): greet it again; counted once per loss."""
+        if self.connected.is_set():
+            self.connected.clear()
+            self.reconnects += 1
 
     def _silent_since(self, last_heard: int, now: int) -> bool:
         with self.lock:
@@ -335,7 +340,7 @@ class DeviceClient:
                 sock.send_multipart(frames, transport.NOBLOCK)
                 record.sent_ns = time.perf_counter_ns()
             except transport.Again:  # no connected edge to hand it to: reconnect, and account for the frame
-                self.connected.clear()
+                self._lost()
                 with self.lock:
                     self.in_flight.pop(seq, None)
                 self._drop(record, "failed", "edge unreachable")
@@ -384,8 +389,7 @@ class DeviceClient:
             self.fatal = f"the edge refused this device: {error.text}"
             return
         if error.code == "no-handshake":  # a restarted edge: introduce ourselves again
-            self.connected.clear()
-            self.reconnects += 1
+            self._lost()
         if error.seq is not None:
             with self.lock:
                 record = self.in_flight.pop(error.seq, None)
@@ -448,7 +452,8 @@ class JsonLinesSink:
             line["reason"] = outcome.reason
         if outcome.detections is not None:
             d = outcome.detections
-            line["detections"] = [[*map(lambda v: round(float(v), 2), box), round(float(s), 4), int(c)]
+            # Exact float32 values (no rounding): the output can be compared bit for bit with a local run.
+            line["detections"] = [[*(float(v) for v in box), float(s), int(c)]
                                   for box, s, c in zip(d["boxes"], d["scores"], d["labels"])]
         with self.lock:
             self.stream.write(json.dumps(line) + "\n")

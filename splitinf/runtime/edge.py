@@ -56,7 +56,7 @@ class EdgeCounters:
     payload_errors: int = 0
     internal_errors: int = 0
     unroutable_replies: int = 0
-    auth_failures: int = 0
+    rejected_connections: int = 0  # handshakes that never succeeded: no or wrong CurveZMQ key, not ZeroMQ
     batches: int = 0
     batched_frames: int = 0
     devices: dict[str, DeviceCounters] = field(default_factory=dict)
@@ -92,7 +92,7 @@ class EdgeServer:
         self.max_batch, self.max_wait_ns = max_batch, int(max_wait_ms * 1e6)
         self.name = name or f"edge@{pysocket.gethostname()}"
         self.endpoint = transport.edge_socket(bind, auth_dir)
-        self.monitor = transport.auth_failure_monitor(self.endpoint.socket)
+        self.handshakes = transport.HandshakeMonitor(self.endpoint.socket)
         self.replies_in, self.replies_out = transport.inproc_pair("edge-replies")
         self.counters = EdgeCounters()
         self.sessions: dict[bytes, Hello] = {}
@@ -108,7 +108,7 @@ class EdgeServer:
         worker = threading.Thread(target=self._work, name="edge-worker", daemon=True)
         worker.start()
         router = self.endpoint.socket
-        poller = transport.poller(router, self.replies_out, self.monitor)
+        poller = transport.poller(router, self.replies_out, self.handshakes.socket)
         try:
             while not self.stop.is_set():
                 events = dict(poller.poll(100))
@@ -116,14 +116,14 @@ class EdgeServer:
                     self._drain(router)
                 if self.replies_out in events:
                     self._forward(router)
-                if self.monitor in events:
-                    self.monitor.recv_multipart()
-                    self.counters.auth_failures += 1
+                if self.handshakes.socket in events:
+                    self.handshakes.read()
+                    self.counters.rejected_connections = self.handshakes.rejected
         finally:
             self.stop.set()
             worker.join(timeout=10)
             self.endpoint.socket.disable_monitor()
-            for sock in (self.monitor, self.replies_in, self.replies_out):
+            for sock in (self.handshakes.socket, self.replies_in, self.replies_out):
                 sock.close(linger=0)
             self.endpoint.close()
         return self.counters

@@ -119,9 +119,37 @@ def generate_keys(folder: str | Path, devices: list[str]) -> dict[str, Path]:
     return made
 
 
-def auth_failure_monitor(sock: zmq.Socket) -> zmq.Socket:
-    """A socket that receives one event per failed handshake (bad CurveZMQ key, wrong protocol)."""
-    return sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+class HandshakeMonitor:
+    """Counts the connections whose ZMTP/CurveZMQ handshake never succeeded (no key, a wrong key, not ZeroMQ).
+
+    libzmq reports a failed handshake only when the server notices it first; a client that gives up first
+    just disconnects. So a rejection is also counted as an accepted connection that never shook hands.
+    """
+
+    EVENTS = (zmq.EVENT_ACCEPTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+              | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
+    def __init__(self, sock: zmq.Socket) -> None:
+        self.socket = sock.get_monitor_socket(self.EVENTS)
+        self.accepted = self.succeeded = self.failed = 0
+
+    def read(self) -> None:
+        while True:
+            try:
+                event = self.socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            kind = int.from_bytes(event[0][:2], "little")
+            if kind == zmq.EVENT_ACCEPTED:
+                self.accepted += 1
+            elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.succeeded += 1
+            else:
+                self.failed += 1
+
+    @property
+    def rejected(self) -> int:
+        return max(self.failed, self.accepted - self.succeeded)
 
 
 def poller(*sockets: zmq.Socket) -> zmq.Poller:

@@ -1,0 +1,154 @@
+"""Device and edge as real processes: exactness, accounting, robustness to hostile peers, recovery, auth."""
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import msgpack
+import numpy as np
+import pytest
+import torch
+import zmq
+
+from splitinf.data import resolve, video_frames
+from splitinf.models import build_detector
+from splitinf.protocol import Hello, encode
+
+from .conftest import FAST_MODEL, VIDEO, device_command, device_results, run_device, script
+
+
+def test_split_without_bottleneck_equals_the_unsplit_model_across_processes(edge_factory, tmp_path):
+    exact = ["--bottleneck", "none", "--split", "s8", "--codec", "float32"]
+    edge = edge_factory(exact)
+    summary, frames = run_device(edge.address, [*exact, "--max-frames", "12", "--fps", "4", "--window", "1",
+                                                "--min-score", "0.0"], tmp_path)
+    assert summary["frames"] == 12 and summary["accounted"] == 12
+    delivered = {f["frame"]: f for f in frames if f["outcome"] == "edge"}
+    assert len(delivered) >= 8
+    detector = build_detector("ssdlite_mobilenet_v2_person", weights="pretrained")
+    with torch.inference_mode():
+        for index, image in enumerate(video_frames(resolve(VIDEO), max_frames=12)):
+            if index not in delivered:
+                continue
+            local = detector([image])[0]
+            expected = [[*(float(v) for v in box.numpy().astype(np.float32)), float(np.float32(score)), int(label)]
+                        for box, score, label in zip(local["boxes"], local["scores"], local["labels"])]
+            assert delivered[index]["detections"] == expected  # tolerance 0
+    edge_summary = edge.stop()
+    assert edge_summary["malformed"] == 0 and edge_summary["batched_frames"] == len(delivered)
+
+
+def hostile_client(address: str, stop: threading.Event) -> None:
+    """Everything a broken or malicious peer might send, in a loop, while a real device streams."""
+    context = zmq.Context.instance()
+    host, port = address.removeprefix("tcp://").split(":")
+    payloads = [
+        [b"\x00\xff random bytes"],
+        [b"\x93\x01"],  # truncated msgpack array
+        [msgpack.packb({"t": "frame", "v": 1, "seq": "x"})],  # wrong types
+        [b"\xdb\xff\xff\xff\xff"],  # a str claiming 4 GB
+        [msgpack.packb({"t": "frame", "v": 1, "seq": 1, "t_capture": 0, "mode": "split",
+                        "geometry": [[1, 1], [1, 1], [1, 1]], "codec": "minmax8"}), b"payload"],  # no handshake
+        encode(Hello("intruder", "0123456789abcdef", {"model": "other"})),  # wrong fingerprint
+        [b"x" * 70_000],  # header too big
+    ]
+    while not stop.is_set():
+        dealer = context.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.connect(address)
+        for frames in payloads:
+            dealer.send_multipart(frames)
+        time.sleep(0.05)
+        while dealer.poll(10):
+            dealer.recv_multipart()
+        dealer.close()
+        with socket.create_connection((host, int(port)), timeout=1) as raw:  # not even ZMTP
+            raw.sendall(os.urandom(512))
+        time.sleep(0.1)
+
+
+def test_hostile_peers_do_not_disturb_a_streaming_device(edge_factory, tmp_path):
+    edge = edge_factory(FAST_MODEL)
+    stop = threading.Event()
+    attacker = threading.Thread(target=hostile_client, args=(edge.address, stop), daemon=True)
+    attacker.start()
+    try:
+        summary, frames = run_device(edge.address, [*FAST_MODEL, "--max-frames", "25", "--fps", "5"], tmp_path)
+    finally:
+        stop.set()
+        attacker.join(timeout=10)
+    assert summary["accounted"] == summary["frames"] == 25
+    assert summary["counts"]["failed"] == 0 and summary["counts"]["edge"] >= 15, summary
+    edge_summary = edge.stop()  # still up: it answers SIGINT with its summary
+    assert edge_summary["malformed"] >= 5 and edge_summary["refused_handshakes"] >= 1
+    assert edge_summary["no_handshake"] >= 1
+    assert edge_summary["rejected_connections"] >= 1  # the raw TCP garbage never became a ZeroMQ peer
+
+
+def edge_results_so_far(folder) -> int:
+    path = folder / "frames.jsonl"
+    return path.read_text().count('"outcome": "edge"') if path.exists() else 0
+
+
+def test_device_recovers_when_the_edge_is_killed_and_restarted(edge_factory, tmp_path):
+    edge = edge_factory(FAST_MODEL)
+    device = subprocess.Popen(device_command(edge.address, [*FAST_MODEL, "--max-frames", "200", "--fps", "8",
+                                                            "--deadline-ms", "1000"], tmp_path),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while edge_results_so_far(tmp_path) < 10 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    edge.process.send_signal(signal.SIGKILL)
+    edge.process.wait()
+    edge.process = None
+    before = edge_results_so_far(tmp_path)
+    time.sleep(1.0)
+    edge_factory(FAST_MODEL, port=edge.port)  # returns once the new edge is serving
+    ready = time.monotonic()
+    while edge_results_so_far(tmp_path) == before and time.monotonic() < ready + 30:
+        time.sleep(0.05)
+    recovered_after = time.monotonic() - ready
+    out, err = device.communicate(timeout=300)
+    assert device.returncode == 0, err
+    summary, frames = device_results(tmp_path)
+    assert summary["accounted"] == summary["frames"] == 200
+    assert summary["reconnects"] >= 1
+    assert recovered_after < 5.0
+    assert summary["counts"]["edge"] > before + 10  # it kept streaming after the restart
+
+
+@pytest.fixture
+def keys(tmp_path):
+    folder = tmp_path / "keys"
+    subprocess.run([script("splitinf"), "keys", "--out", str(folder), "--device", "cam1"], check=True,
+                   capture_output=True, timeout=120)
+    return folder
+
+
+def test_authenticated_edge_serves_listed_keys_only(edge_factory, keys, tmp_path):
+    edge = edge_factory([*FAST_MODEL, "--auth", str(keys)])
+    good = tmp_path / "good"
+    good.mkdir()
+    summary, _ = run_device(edge.address, [*FAST_MODEL, "--max-frames", "5", "--fps", "5", "--key",
+                                           str(keys / "cam1.key_secret"), "--server-key", str(keys / "edge.key")],
+                            good)
+    assert summary["counts"]["edge"] >= 4
+    stranger = subprocess.run(device_command(edge.address, [*FAST_MODEL, "--max-frames", "3"], tmp_path),
+                              capture_output=True, text=True, timeout=300)
+    assert stranger.returncode == 2 and "did not answer" in stranger.stderr
+    edge_summary = edge.stop()
+    assert edge_summary["rejected_connections"] >= 1, edge_summary
+
+
+def test_edge_refuses_a_device_with_another_model_and_says_why(edge_factory, tmp_path):
+    edge = edge_factory(FAST_MODEL)
+    other = ["--bottleneck", "none", "--split", "s8", "--max-frames", "2"]
+    result = subprocess.run(device_command(edge.address, other, tmp_path), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2
+    assert "split: edge has 's16', device has 's8'" in result.stderr
+    assert edge.stop()["refused_handshakes"] >= 1
+
