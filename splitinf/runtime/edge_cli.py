@@ -47,7 +47,8 @@ def main(args: argparse.Namespace) -> int:
     summary = server.summary()
     print(f"splitinf-edge stopped: {summary['messages']} messages, {summary['batched_frames']} frames in "
           f"{summary['batches']} batches (mean {summary['mean_batch']}), {summary['malformed']} malformed, "
-          f"{summary['refused_handshakes']} refused, {summary['rejected_connections']} rejected connections", file=sys.stderr)
+          f"{summary['refused_handshakes']} refused, {summary['rejected_connections']} rejected connections",
+          file=sys.stderr)
     for identity, device in summary["devices"].items():
         print(f"  {device['name']} [{identity[:8]}]: {device['frames']} frames, {device['results']} results, "
               f"{device['errors']} errors, {device['bytes_in']} B in", file=sys.stderr)
