@@ -450,6 +450,8 @@ class JsonLinesSink:
                 "latency_ms": round((outcome.done_ns - outcome.captured_ns) / 1e6, 3)}
         if outcome.reason:
             line["reason"] = outcome.reason
+        if outcome.stages:
+            line["stages_ms"] = {k: round(v, 3) for k, v in outcome.stages.items()}
         if outcome.detections is not None:
             d = outcome.detections
             # Exact float32 values (no rounding): the output can be compared bit for bit with a local run.

@@ -217,6 +217,11 @@ class EdgeServer:
                     batch.append(self.work.get(timeout=max(remaining, 0)) if remaining > 0 else self.work.get_nowait())
                 except queue.Empty:
                     break
+            while len(batch) < self.max_batch:  # and whatever else is already waiting
+                try:
+                    batch.append(self.work.get_nowait())
+                except queue.Empty:
+                    break
             self._run_batch(batch)
 
     def _send(self, work: Work, message) -> None:

@@ -26,12 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auth", default=None, metavar="DIR", help="CurveZMQ: serve only the devices whose public "
                         "keys are in DIR/clients, with the edge key DIR/edge.key_secret (see `splitinf keys`)")
     parser.add_argument("--name", default=None, help="name reported to devices")
+    parser.add_argument("--score-threshold", type=float, default=None,
+                        help="the detector's own score threshold (default: the model's; devices filter further)")
     parser.add_argument("--summary-json", default=None, help="also write the end-of-run summary here")
     add_model_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     setup = ModelSetup.from_args(args)
+    if args.score_threshold is not None:
+        setup.detector.set_score_threshold(args.score_threshold)
     if args.device == "cuda":
         import torch
 

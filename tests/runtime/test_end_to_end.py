@@ -1,7 +1,6 @@
 """Device and edge as real processes: exactness, accounting, robustness to hostile peers, recovery, auth."""
 
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -16,8 +15,19 @@ import zmq
 from splitinf.data import resolve, video_frames
 from splitinf.models import build_detector
 from splitinf.protocol import Hello, encode
+from splitinf.runtime.processes import device_command as _device_command
+from splitinf.runtime.processes import device_results, script
+from splitinf.runtime.processes import run_device as _run_device
 
-from .conftest import FAST_MODEL, VIDEO, device_command, device_results, run_device, script
+from .conftest import FAST_MODEL, VIDEO
+
+
+def device_command(address, args, folder):
+    return _device_command(address, VIDEO, folder, args)
+
+
+def run_device(address, args, folder):
+    return _run_device(address, VIDEO, folder, args)
 
 
 def test_split_without_bottleneck_equals_the_unsplit_model_across_processes(edge_factory, tmp_path):
@@ -101,9 +111,7 @@ def test_device_recovers_when_the_edge_is_killed_and_restarted(edge_factory, tmp
     deadline = time.monotonic() + 120
     while edge_results_so_far(tmp_path) < 10 and time.monotonic() < deadline:
         time.sleep(0.2)
-    edge.process.send_signal(signal.SIGKILL)
-    edge.process.wait()
-    edge.process = None
+    edge.kill()
     before = edge_results_so_far(tmp_path)
     time.sleep(1.0)
     edge_factory(FAST_MODEL, port=edge.port)  # returns once the new edge is serving

@@ -1,0 +1,108 @@
+"""Start ``splitinf-edge`` and ``splitinf-device`` as real processes (benchmarks, the demo, tests)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def script(name: str) -> str:
+    """A console script of the running environment (beside its python), whatever PATH says."""
+    return str(Path(sys.executable).parent / name)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EdgeProcess:
+    """``with EdgeProcess(["--max-batch", "8"]) as edge: edge.address`` — ready once it serves."""
+
+    def __init__(self, args: Sequence[str] = (), port: int | None = None, startup_timeout: float = 180.0) -> None:
+        self.port = port or free_port()
+        self.args = list(args)
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen | None = None
+        self.summary: dict | None = None
+        self.log: list[str] = []
+
+    @property
+    def address(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def start(self) -> EdgeProcess:
+        self.process = subprocess.Popen([script("splitinf-edge"), "--bind", self.address, *self.args],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ready = threading.Event()
+
+        def drain() -> None:  # keep reading stderr so the edge never blocks on a full pipe
+            for line in self.process.stderr:
+                self.log.append(line)
+                if line.startswith("splitinf-edge:"):
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        ready.wait(self.startup_timeout)
+        if self.process.poll() is not None or not ready.is_set():
+            self.kill()
+            raise RuntimeError("splitinf-edge did not start: " + "".join(self.log[-5:]).strip())
+        return self
+
+    def stop(self, sig: int = signal.SIGINT) -> dict | None:
+        """Stop it (SIGINT: clean shutdown with a summary) and return the summary it printed."""
+        if self.process is None:
+            return self.summary
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            out = self.process.stdout.read()
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out = ""
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        self.summary = json.loads(lines[-1]) if lines else None
+        self.process = None
+        return self.summary
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def __enter__(self) -> EdgeProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def device_command(connect: str, source: str, folder: Path, args: Sequence[str] = ()) -> list[str]:
+    """A splitinf-device command writing frames.jsonl and summary.json into ``folder``."""
+    return [script("splitinf-device"), "--connect", connect, "--source", source, "--output",
+            str(folder / "frames.jsonl"), "--summary-json", str(folder / "summary.json"), *args]
+
+
+def device_results(folder: Path) -> tuple[dict, list[dict]]:
+    """(summary, one record per frame) written by a device started with :func:`device_command`."""
+    frames = [json.loads(line) for line in (folder / "frames.jsonl").read_text().splitlines()]
+    return json.loads((folder / "summary.json").read_text()), frames
+
+
+def run_device(connect: str, source: str, folder: Path, args: Sequence[str] = (), timeout: float = 600
+               ) -> tuple[dict, list[dict]]:
+    result = subprocess.run(device_command(connect, source, folder, args), capture_output=True, text=True,
+                            timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"splitinf-device failed: {result.stderr.strip()[-500:]}")
+    return device_results(folder)
