@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
         "split-exact": ("splitinf.bench.split_exact", "check tail(head(x)) is bitwise the unsplit model"),
         "netsim": ("splitinf.bench.netsim", "relay throughput and delay against its link model"),
         "edge": ("splitinf.bench.edge", "edge tail frames/s vs torchvision's batched model (GPU)"),
+        "latency": ("splitinf.bench.latency", "whole-model latency of zoo detectors side by side"),
         "e2e": ("splitinf.bench.e2e", "real edge + device processes: overhead, accounting, batching gain"),
         "codec": ("splitinf.bench.codec", "entropy codec bytes vs cross-entropy, encode/decode time"),
         "rate": ("splitinf.bench.rate", "rate-accuracy of the committed bottlenecks against the best JPEG"),

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from splitinf.models.base import SplittableDetector
+from splitinf.models.mobiledet import SSDLiteMobileDet
 from splitinf.models.pretrained import person_weights
 from splitinf.models.ssdlite_mobilenet_v2 import SSDLiteMobileNetV2
 from splitinf.models.torchvision_zoo import (
@@ -197,3 +199,12 @@ register(
         trained_on_coco=False,
     )
 )
+for _variant, _hardware in (("cpu", "mobile CPUs"), ("dsp", "DSPs"), ("edgetpu", "EdgeTPUs")):
+    register(
+        DetectorSpec(
+            f"ssdlite_mobiledet_{_variant}",
+            partial(SSDLiteMobileDet, variant=_variant),
+            COCO_NUM_CLASSES,
+            f"SSDLite + MobileDet-{_variant.upper()} (searched for {_hardware}), 320×320, TF-compatible",
+        )
+    )
