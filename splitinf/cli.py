@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 # name → (module, one-line help). Nested groups map to a dict of the same shape.
 COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
+    "demo": ("splitinf.experiments.demo", "edge + emulated cellular link + device on real video, mode by mode"),
     "models": ("splitinf.commands.models", "list detectors and split points; --sizes shows feature sizes"),
     "eval": ("splitinf.commands.eval", "COCO-style AP (or fidelity AP on video) with the JPEG-offload baseline"),
     "keys": ("splitinf.commands.keys", "CurveZMQ key pairs for an authenticated edge and its devices"),

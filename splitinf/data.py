@@ -105,6 +105,13 @@ def video_frames(path: str | Path, max_frames: int | None = None, step: int = 1)
         capture.release()
 
 
+def resize_rgb(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """Resize a uint8 RGB tensor to (height, width) with OpenCV's area filter (what a camera would do)."""
+    array = image.permute(1, 2, 0).contiguous().numpy()
+    small = cv2.resize(array, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return torch.from_numpy(small).permute(2, 0, 1).contiguous()
+
+
 def jpeg_bytes(image: Tensor, quality: int) -> bytes:
     """JPEG-encode a uint8 RGB tensor [3, H, W] with OpenCV at ``quality``."""
     if not 1 <= quality <= 100:

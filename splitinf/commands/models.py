@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-import cv2
 import torch
 
-from splitinf.data import PERSON_VIDEO, jpeg_bytes, video_frames
+from splitinf.data import PERSON_VIDEO, jpeg_bytes, resize_rgb, video_frames
 from splitinf.models import build_detector, detector_names, detector_spec
 from splitinf.models.compute import default_input_macs, parameter_count, profile_splits
 from splitinf.report import format_table, print_json_line
@@ -24,9 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resized_jpeg_bytes(image: torch.Tensor, size: tuple[int, int], quality: int) -> int:
     """JPEG size of ``image`` resized (area filter) to ``size`` = (height, width)."""
-    array = image.permute(1, 2, 0).contiguous().numpy()
-    small = cv2.resize(array, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    return len(jpeg_bytes(torch.from_numpy(small).permute(2, 0, 1), quality))
+    return len(jpeg_bytes(resize_rgb(image, size), quality))
 
 
 def main(args: argparse.Namespace) -> int:

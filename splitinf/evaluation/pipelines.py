@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
-import torch
 from torch import Tensor
 
 from splitinf.bottleneck import Bottleneck, Codec
-from splitinf.data import decode_jpeg, jpeg_bytes
+from splitinf.data import decode_jpeg, jpeg_bytes, resize_rgb
 from splitinf.head import Head
 from splitinf.models import SplittableDetector
 from splitinf.tail import Tail
@@ -34,13 +32,6 @@ class Pipeline:
 
 def unsplit(detector: SplittableDetector) -> Pipeline:
     return Pipeline("unsplit", lambda image: (detector([image])[0], None), "local")
-
-
-def resize_rgb(image: Tensor, size: tuple[int, int]) -> Tensor:
-    """Resize a uint8 RGB tensor to (height, width) with OpenCV's area filter (what a camera would do)."""
-    array = image.permute(1, 2, 0).contiguous().numpy()
-    small = cv2.resize(array, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    return torch.from_numpy(small).permute(2, 0, 1).contiguous()
 
 
 def scale_boxes(detections: dict[str, Tensor], from_size: tuple[int, int], to_size: tuple[int, int]) -> dict:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from splitinf.data import jpeg_bytes
+from splitinf.data import jpeg_bytes, resize_rgb
 from splitinf.head import Head
 from splitinf.models import Geometry
 from splitinf.protocol import Error, Frame, Hello, ProtocolError, Result, Welcome, decode, encode
@@ -105,23 +105,29 @@ def arrays_from_tensors(detections: dict[str, Tensor], min_score: float) -> dict
 
 class DeviceClient:
     def __init__(self, setup: ModelSetup, connect: str | None, *, mode: str = "split", jpeg_quality: int = 90,
+                 jpeg_size: tuple[int, int] | None = None,
                  window: int = 2, deadline_ms: float = 2000.0, fallback_local: bool = False,
                  min_score: float = 0.05, name: str | None = None, key: str | None = None,
                  server_key: str | None = None, connect_timeout_s: float = 15.0, reply_timeout_s: float = 3.0,
-                 on_outcome: Callable[[Outcome, FrameRecord | None], None] | None = None) -> None:
+                 on_outcome: Callable[[Outcome, FrameRecord | None], None] | None = None,
+                 slowdown: float = 1.0) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if mode != "local" and not connect:
             raise ValueError(f"mode {mode!r} needs --connect tcp://HOST:PORT of an edge (or a relay)")
+        if slowdown < 1:
+            raise ValueError(f"slowdown emulates a slower board and must be >= 1, got {slowdown}")
         if window < 1 or deadline_ms <= 0:
             raise ValueError(f"window must be >= 1 and deadline > 0, got {window} and {deadline_ms}")
         self.setup, self.connect, self.mode = setup, connect, mode
         self.jpeg_quality, self.window, self.deadline_ns = jpeg_quality, window, int(deadline_ms * 1e6)
+        self.jpeg_size = jpeg_size
         self.fallback_local, self.min_score = fallback_local, min_score
         self.name = name or f"device@{pysocket.gethostname()}"
         self.key, self.server_key = key, server_key
         self.connect_timeout_s, self.reply_timeout_ns = connect_timeout_s, int(reply_timeout_s * 1e9)
         self.on_outcome = on_outcome
+        self.slowdown = slowdown
         self.head = Head(setup.detector, setup.split, setup.bottleneck).eval() if mode == "split" else None
         self.counts: Counter[str] = Counter({o: 0 for o in OUTCOMES})
         self.reasons: Counter[str] = Counter()
@@ -234,10 +240,16 @@ class DeviceClient:
             else:
                 self._send(record)
 
+    def _emulate_slower_board(self, started_ns: int) -> None:
+        """Stretch the compute that just ran to ``slowdown`` times its duration (a slower device)."""
+        if self.slowdown > 1:
+            time.sleep((time.perf_counter_ns() - started_ns) * (self.slowdown - 1) / 1e9)
+
     def _local(self, record: FrameRecord) -> None:
         t0 = time.perf_counter_ns()
         with torch.inference_mode():
             detections = self.setup.detector([record.captured.image])[0]
+        self._emulate_slower_board(t0)
         done = time.perf_counter_ns()
         record.stages["local"] = (done - t0) / 1e6
         self._finish(Outcome(record.seq, "local", record.captured.captured_ns, done,
@@ -247,13 +259,16 @@ class DeviceClient:
         image = record.captured.image
         if self.mode == "jpeg":
             t0 = time.perf_counter_ns()
-            payload = jpeg_bytes(image, self.jpeg_quality)
+            original = (int(image.shape[-2]), int(image.shape[-1]))
+            sent = image if self.jpeg_size is None else resize_rgb(image, self.jpeg_size)
+            payload = jpeg_bytes(sent, self.jpeg_quality)
             record.stages["encode"] = (time.perf_counter_ns() - t0) / 1e6
-            size = (int(image.shape[-2]), int(image.shape[-1]))
-            return payload, Geometry(size, size, size), "jpeg", f"jpeg{self.jpeg_quality}"
+            size = (int(sent.shape[-2]), int(sent.shape[-1]))
+            return payload, Geometry(original, size, size), "jpeg", f"jpeg{self.jpeg_quality}"
         t0 = time.perf_counter_ns()
         with torch.inference_mode():
             features, geometries = self.head([image])
+        self._emulate_slower_board(t0)
         t1 = time.perf_counter_ns()
         payload = self.setup.codec.compress(features[0])
         record.stages["head"] = (t1 - t0) / 1e6
@@ -460,3 +475,38 @@ class JsonLinesSink:
         with self.lock:
             self.stream.write(json.dumps(line) + "\n")
             self.stream.flush()
+
+
+class AnnotatedVideoSink:
+    """An MP4 of the frames that got detections, boxes drawn, written as they complete."""
+
+    def __init__(self, path: str, fps: float, min_score: float = 0.5) -> None:
+        self.path, self.fps, self.min_score = path, fps, min_score
+        self.writer = None
+        self.lock = threading.Lock()
+
+    def __call__(self, outcome: Outcome, record: FrameRecord | None) -> None:
+        if outcome.detections is None or record is None:
+            return
+        import cv2  # only a device that writes video needs the drawing code
+
+        rgb = record.captured.image.permute(1, 2, 0).numpy()
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        for (x1, y1, x2, y2), score in zip(outcome.detections["boxes"], outcome.detections["scores"]):
+            if score >= self.min_score:
+                cv2.rectangle(bgr, (int(x1), int(y1)), (int(x2), int(y2)), (0, 200, 0), 2)
+                cv2.putText(bgr, f"{score:.2f}", (int(x1), max(int(y1) - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                            (0, 200, 0), 1)
+        latency = (outcome.done_ns - outcome.captured_ns) / 1e6
+        cv2.putText(bgr, f"frame {outcome.seq} {outcome.outcome} {latency:.0f} ms", (8, 20),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
+        with self.lock:
+            if self.writer is None:
+                height, width = bgr.shape[:2]
+                self.writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
+            self.writer.write(bgr)
+
+    def close(self) -> None:
+        with self.lock:
+            if self.writer is not None:
+                self.writer.release()

@@ -15,7 +15,7 @@ import contextlib
 import json
 import sys
 
-from splitinf.runtime.device import DeviceClient, JsonLinesSink
+from splitinf.runtime.device import AnnotatedVideoSink, DeviceClient, JsonLinesSink
 from splitinf.runtime.setup import ModelSetup, add_model_arguments
 from splitinf.runtime.sources import FrameSource
 
@@ -25,7 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="video file, camera index, image folder or stream URL")
     parser.add_argument("--mode", default="split", choices=("split", "jpeg", "local"), help="default split")
     parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality in jpeg mode (default 90)")
+    parser.add_argument("--jpeg-size", default=None, metavar="HxW",
+                        help="resize before JPEG encoding, e.g. 300x300 (default: send the frame as captured)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    parser.add_argument("--start-frame", type=int, default=0, help="skip the first N frames of the source")
+    parser.add_argument("--slowdown", type=float, default=1.0,
+                        help="emulate a slower board: device compute takes this many times longer (default 1)")
     parser.add_argument("--fps", type=float, default=None, help="pace the source at this rate (default: its own)")
     parser.add_argument("--no-realtime", action="store_true", help="read a video file as fast as it decodes")
     parser.add_argument("--window", type=int, default=2, help="frames in flight at most (default 2)")
@@ -39,21 +44,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="name reported to the edge")
     parser.add_argument("--output", default=None, help="JSON lines of detections per frame ('-': stdout)")
     parser.add_argument("--summary-json", default=None, help="write the end-of-run summary here")
+    parser.add_argument("--video-out", default=None, help="write an annotated MP4 of the frames with results")
     add_model_arguments(parser)
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    height, sep, width = text.lower().partition("x")
+    if not sep or not height.isdigit() or not width.isdigit() or not int(height) or not int(width):
+        raise ValueError(f"cannot read size {text!r}: expected HEIGHTxWIDTH, e.g. 300x300")
+    return int(height), int(width)
 
 
 def main(args: argparse.Namespace) -> int:
     setup = ModelSetup.from_args(args)
-    source = FrameSource(args.source, realtime=not args.no_realtime, fps=args.fps)
+    source = FrameSource(args.source, realtime=not args.no_realtime, fps=args.fps, start=args.start_frame)
     with contextlib.ExitStack() as stack:
-        sink = None
+        sinks = []
         if args.output:
             stream = sys.stdout if args.output == "-" else stack.enter_context(open(args.output, "w"))
-            sink = JsonLinesSink(stream)
+            sinks.append(JsonLinesSink(stream))
+        if args.video_out:
+            video = AnnotatedVideoSink(args.video_out, source.fps)
+            stack.callback(video.close)
+            sinks.append(video)
+        sink = (lambda outcome, record: [s(outcome, record) for s in sinks]) if sinks else None
         client = DeviceClient(setup, args.connect, mode=args.mode, jpeg_quality=args.jpeg_quality,
+                              jpeg_size=parse_size(args.jpeg_size),
                               window=args.window, deadline_ms=args.deadline_ms,
                               fallback_local=args.fallback == "local", min_score=args.min_score, name=args.name,
-                              key=args.key, server_key=args.server_key, on_outcome=sink)
+                              key=args.key, server_key=args.server_key, on_outcome=sink, slowdown=args.slowdown)
         print(f"splitinf-device: {setup.describe()}, mode {args.mode}, source {args.source}", file=sys.stderr,
               flush=True)
         try:

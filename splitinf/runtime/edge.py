@@ -80,6 +80,15 @@ def detections_to_result(seq: int, detections: dict[str, Tensor], min_score: flo
                   labels.astype("<i4").tobytes(), timing, batch)
 
 
+def scale_to_original(detections: dict[str, Tensor], geometry: Geometry) -> dict[str, Tensor]:
+    """Boxes found on a JPEG sent at reduced size → pixels of the device's original frame."""
+    (oh, ow), (sh, sw) = geometry.original, geometry.resized
+    if (oh, ow) == (sh, sw):
+        return detections
+    scale = detections["boxes"].new_tensor([ow / sw, oh / sh, ow / sw, oh / sh])
+    return {**detections, "boxes": detections["boxes"] * scale}
+
+
 class EdgeServer:
     def __init__(self, setup: ModelSetup, bind: str, *, device: str = "cpu", max_batch: int = 8,
                  max_wait_ms: float = 5.0, auth_dir: str | None = None, name: str | None = None) -> None:
@@ -271,7 +280,8 @@ class EdgeServer:
     def _infer(self, mode: str, items: list) -> Detections:
         if mode == "jpeg":
             images = [tensor.to(self.device) for _, tensor, _ in items]
-            detections = self.detector(images)
+            detections = [scale_to_original(d, Geometry(*work.frame.geometry))
+                          for d, (work, _, _) in zip(self.detector(images), items)]
         else:
             features = torch.stack([tensor for _, tensor, _ in items]).to(self.device)
             geometries = [Geometry(*work.frame.geometry) for work, _, _ in items]

@@ -28,14 +28,14 @@ class Captured:
 
 
 class FrameSource:
-    def __init__(self, spec: str, realtime: bool = True, fps: float | None = None) -> None:
+    def __init__(self, spec: str, realtime: bool = True, fps: float | None = None, start: int = 0) -> None:
         self.spec = spec
         self.realtime = realtime
         self._folder: list[Path] | None = None
         self._capture = None
         path = resolve(spec) if not spec.isdigit() and "://" not in spec else None
         if path is not None and path.is_dir():
-            self._folder = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            self._folder = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[start:]
             if not self._folder:
                 raise DataError(f"image folder {path} holds no {sorted(IMAGE_SUFFIXES)} files")
             self.fps = fps or 10.0
@@ -45,6 +45,8 @@ class FrameSource:
             if not self._capture.isOpened():
                 raise DataError(f"source {spec!r} cannot be opened (expected a video file, a camera index, "
                                 "an image folder or a stream URL OpenCV can read)")
+            if start:
+                self._capture.set(cv2.CAP_PROP_POS_FRAMES, start)
             native = self._capture.get(cv2.CAP_PROP_FPS)
             self.fps = fps or (native if native and native > 0 else 10.0)
             self.realtime = realtime and not spec.isdigit()  # a camera paces itself

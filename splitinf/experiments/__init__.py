@@ -1,0 +1,1 @@
+"""Experiments built on the whole system: the demo, the latency-vs-bandwidth sweep."""
