@@ -14,6 +14,7 @@ from collections.abc import Sequence
 # name → (module, one-line help). Nested groups map to a dict of the same shape.
 COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     "demo": ("splitinf.experiments.demo", "edge + emulated cellular link + device on real video, mode by mode"),
+    "sweep": ("splitinf.experiments.sweep", "latency vs bandwidth for local, JPEG and split on rates and traces"),
     "models": ("splitinf.commands.models", "list detectors and split points; --sizes shows feature sizes"),
     "eval": ("splitinf.commands.eval", "COCO-style AP (or fidelity AP on video) with the JPEG-offload baseline"),
     "keys": ("splitinf.commands.keys", "CurveZMQ key pairs for an authenticated edge and its devices"),
@@ -28,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
         "split-exact": ("splitinf.bench.split_exact", "check tail(head(x)) is bitwise the unsplit model"),
         "netsim": ("splitinf.bench.netsim", "relay throughput and delay against its link model"),
         "edge": ("splitinf.bench.edge", "edge tail frames/s vs torchvision's batched model (GPU)"),
+        "adaptive": ("splitinf.bench.adaptive", "--mode auto against every fixed mode on the shared traces"),
         "latency": ("splitinf.bench.latency", "whole-model latency of zoo detectors side by side"),
         "e2e": ("splitinf.bench.e2e", "real edge + device processes: overhead, accounting, batching gain"),
         "codec": ("splitinf.bench.codec", "entropy codec bytes vs cross-entropy, encode/decode time"),

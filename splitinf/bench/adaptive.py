@@ -1,0 +1,78 @@
+"""``splitinf bench adaptive``: does ``--mode auto`` beat every fixed mode on real cellular traces?
+
+For each trace (every shared Mahimahi uplink trace; ``--trace FILE`` adds more), the device's real-time
+policy is replayed by the discrete-event engine with the per-frame costs measured on this machine (device
+scaled to a Raspberry Pi 4, see ``splitinf sweep``): once per fixed mode (local, JPEG 300×300 q90, split
+with the shipped bottleneck) and once with the adaptive policy choosing per frame — the same
+:class:`~splitinf.runtime.policy.AdaptivePolicy` the device runs. Every frame is accounted for (delivered or
+stale).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from splitinf.experiments.costs import measure_costs
+from splitinf.experiments.pipeline_sim import ModeCost, simulate
+from splitinf.experiments.sweep import DOWNLINK, link, shared_traces
+from splitinf.models import build_detector
+from splitinf.report import format_table, print_json_line
+from splitinf.runtime.policy import AdaptivePolicy, ModeEstimate
+from splitinf.runtime.setup import DEFAULT_MODEL, default_bottleneck
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trace", action="append", default=[], help="also this Mahimahi trace (repeatable)")
+    parser.add_argument("--checkpoint", action="append", default=None, help="split bottleneck(s) (default: shipped)")
+    parser.add_argument("--seconds", type=float, default=300.0, help="seconds of each trace to replay (default 300)")
+    parser.add_argument("--fps", type=float, default=10.0)
+    parser.add_argument("--delay-ms", type=float, default=20.0)
+    parser.add_argument("--deadline-ms", type=float, default=2000.0)
+    parser.add_argument("--device-slowdown", default="auto")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
+
+
+def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace):
+    policy = AdaptivePolicy([ModeEstimate(c.name, c.device_ms, c.uplink_bytes, c.edge_ms) for c in costs.values()],
+                            base_rtt_ms=2 * args.delay_ms)
+
+    def observe(cost: ModeCost, capture: float, sent: float, result: float) -> None:
+        if result - capture > args.deadline_ms:
+            policy.observe_loss(capture + args.deadline_ms)
+        else:
+            policy.observe(cost.name, sent, result, cost.edge_ms)
+
+    frames = int(args.seconds * args.fps)
+    return simulate(lambda now: costs[policy.choose(now)], frames, args.fps, link(trace, args.delay_ms),
+                    link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, observe=observe, name="auto")
+
+
+def main(args: argparse.Namespace) -> int:
+    checkpoints = args.checkpoint if args.checkpoint is not None else [c for c in [default_bottleneck()] if c]
+    detector = build_detector(DEFAULT_MODEL, weights="pretrained")
+    costs, factor = measure_costs(detector, checkpoints, slowdown=args.device_slowdown)
+    traces = [t for t in shared_traces() if t.endswith(".up")] + args.trace
+    frames = int(args.seconds * args.fps)
+    results, rows = {}, []
+    for trace in traces:
+        fixed = {name: simulate(lambda _, c=cost: c, frames, args.fps, link(trace, args.delay_ms),
+                                link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, name=name)
+                 for name, cost in costs.items()}
+        best = min(fixed.values(), key=lambda r: r.percentile(95))
+        auto = run_auto(costs, trace, args)
+        accounted = len(auto.latencies_ms) + auto.stale
+        results[trace] = {"auto_p95_ms": round(auto.percentile(95), 1),
+                          "best_fixed_p95_ms": round(best.percentile(95), 1), "best_fixed_mode": best.mode,
+                          "accounted": accounted, "frames": frames,
+                          "auto_choices": {m: auto.choices.count(m) for m in costs}}
+        rows.append((trace, results[trace]["auto_p95_ms"], best.mode, results[trace]["best_fixed_p95_ms"],
+                     *[round(fixed[m].percentile(95), 1) for m in costs], f"{accounted}/{frames}"))
+        print(f"{trace}: auto p95 {auto.percentile(95):.0f} ms vs best fixed {best.mode} {best.percentile(95):.0f} ms",
+              flush=True)
+    print(format_table(["trace", "auto p95", "best fixed", "its p95", *[f"{m} p95" for m in costs], "accounted"], rows))
+    better = sum(r["auto_p95_ms"] < r["best_fixed_p95_ms"] for r in results.values())
+    print(f"auto ≤ best fixed on {sum(r['auto_p95_ms'] <= r['best_fixed_p95_ms'] for r in results.values())}"
+          f"/{len(results)} traces, strictly better on {better}; device slowdown ×{factor:.2f}")
+    if args.json:
+        print_json_line({"traces": results})
+    return 0

@@ -1,0 +1,85 @@
+"""What each mode costs per frame on this machine: device and edge milliseconds, and the bytes of the real
+FRAME and RESULT messages (headers included) — the inputs of the discrete-event sweep.
+
+Device-side times can be scaled by a slowdown factor to model a slower board. The default ("auto") makes
+the whole model take 160 ms on the emulated device: the middle of published Raspberry Pi 4 latencies of
+SSDLite-MobileNetV2 at 300×300 (about 110–210 ms with TFLite / PyTorch on 4 Cortex-A72 cores).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from splitinf.bottleneck import load_for
+from splitinf.data import PERSON_VIDEO, decode_jpeg, jpeg_bytes, resize_rgb, video_frames
+from splitinf.experiments.pipeline_sim import ModeCost
+from splitinf.head import Head
+from splitinf.models import SplittableDetector
+from splitinf.protocol import Frame, Result, encode
+from splitinf.tail import Tail
+
+RPI4_SSDLITE_MS = 160.0  # middle of the published 110–210 ms for SSDLite-MobileNetV2 on a Raspberry Pi 4
+
+
+def _median_ms(fn, items) -> float:
+    times = []
+    with torch.inference_mode():
+        fn(items[0])  # warm-up
+        for item in items:
+            start = time.perf_counter_ns()
+            fn(item)
+            times.append((time.perf_counter_ns() - start) / 1e6)
+    return float(np.median(times))
+
+
+def _result_bytes(detections: dict, min_score: float = 0.05) -> int:
+    n = int((detections["scores"] >= min_score).sum())
+    return sum(len(f) for f in encode(Result(0, n, b"\0" * 16 * n, b"\0" * 4 * n, b"\0" * 4 * n,
+                                             {"queue": 1.0, "decode": 1.0, "tail": 1.0}, 1)))
+
+
+def _frame_bytes(payload: bytes, codec: str) -> int:
+    return sum(len(f) for f in encode(Frame(1_000_000, 10**15, "split", ((432, 768), (300, 300), (300, 300)),
+                                            codec, payload)))
+
+
+def measure_costs(detector: SplittableDetector, checkpoints: list[str], *, jpeg_quality: int = 90,
+                  jpeg_size: tuple[int, int] = (300, 300), frames: int = 8, slowdown: float | str = "auto"
+                  ) -> tuple[dict[str, ModeCost], float]:
+    """Per-mode costs (device-side scaled) and the slowdown factor used."""
+    images = list(video_frames(PERSON_VIDEO, max_frames=frames, step=97))
+    local_ms = _median_ms(lambda im: detector([im]), images)
+    factor = RPI4_SSDLITE_MS / local_ms if slowdown == "auto" else float(slowdown)
+    with torch.inference_mode():
+        result_bytes = int(np.mean([_result_bytes(detector([im])[0]) for im in images]))
+    costs = {"local": ModeCost("local", local_ms * factor)}
+
+    def encode_jpeg(im):
+        return jpeg_bytes(resize_rgb(im, jpeg_size), jpeg_quality)
+
+    payloads = [encode_jpeg(im) for im in images]
+    costs["jpeg"] = ModeCost("jpeg", _median_ms(encode_jpeg, images) * factor,
+                             int(np.mean([_frame_bytes(p, "jpeg") for p in payloads])),
+                             _median_ms(lambda p: detector([decode_jpeg(p)]), payloads), result_bytes)
+    for path in checkpoints:
+        bottleneck = load_for(path, detector)
+        head, tail = Head(detector, bottleneck=bottleneck), Tail(detector, bottleneck=bottleneck)
+        codec = bottleneck.codec()
+        encoded = []
+
+        def device(im, head=head, codec=codec, encoded=encoded):
+            latent, geometry = head([im])
+            encoded.append((codec.compress(latent[0]), geometry))
+
+        device_ms = _median_ms(device, images)
+        payload, geometry = encoded[-1]
+        edge_ms = _median_ms(lambda item, tail=tail, codec=codec: tail(codec.decompress(item[0])[None], item[1]),
+                             encoded[-len(images):])
+        size = int(np.mean([_frame_bytes(p, codec.name) for p, _ in encoded]))
+        name = f"split:{Path(path).stem}"
+        costs[name] = ModeCost(name, device_ms * factor, size, edge_ms, result_bytes)
+    return costs, factor

@@ -1,0 +1,100 @@
+"""The device runtime's real-time policy, replayed without real time over netsim's link models.
+
+A camera captures frames at ``fps``. The device computes one frame at a time, keeps at most ``window``
+frames in flight, always takes the newest frame when it becomes free (older ones are stale) and drops a
+frame whose result is not back ``deadline_ms`` after capture. In ``split``/``jpeg`` mode the payload crosses
+the uplink (a :class:`~splitinf.netsim.channel.Direction`), the edge serves requests in arrival order, and
+the result crosses the downlink; ``local`` mode computes everything on the device.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from splitinf.netsim.channel import Direction
+
+
+@dataclass(frozen=True)
+class ModeCost:
+    """What one frame costs in a mode: device milliseconds, bytes each way, edge milliseconds."""
+
+    name: str
+    device_ms: float
+    uplink_bytes: int = 0
+    edge_ms: float = 0.0
+    downlink_bytes: int = 0
+
+    @property
+    def local(self) -> bool:
+        return self.uplink_bytes == 0
+
+
+@dataclass
+class SimResult:
+    mode: str
+    frames: int
+    latencies_ms: list[float] = field(default_factory=list)
+    delivered_at_ms: list[float] = field(default_factory=list)
+    stale: int = 0
+    choices: list[str] = field(default_factory=list)
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else math.inf
+
+    def fps(self, duration_ms: float) -> float:
+        return len(self.latencies_ms) / (duration_ms / 1000)
+
+    def kb_per_frame(self, costs: dict[str, ModeCost]) -> float:
+        sent = [costs[c].uplink_bytes for c in self.choices]
+        return float(np.mean(sent)) / 1024 if sent else 0.0
+
+
+Chooser = Callable[[float], ModeCost]  # the mode for a frame starting at this time (ms)
+# observe(cost, capture_ms, sent_ms, result_ms): every offloaded frame's outcome, for adaptive policies
+Observer = Callable[[ModeCost, float, float, float], None]
+
+
+def simulate(choose: Chooser, frames: int, fps: float, uplink: Direction, downlink: Direction, *,
+             window: int = 2, deadline_ms: float = 2000.0, observe: Observer | None = None,
+             name: str = "") -> SimResult:
+    """Replay ``frames`` captures at ``fps`` through the policy; ``choose`` picks each frame's mode and
+    ``observe`` hears about every offloaded frame (for adaptive policies)."""
+    period = 1000.0 / fps
+    result = SimResult(name, frames)
+    device_free, edge_free = 0.0, 0.0
+    slots = [0.0] * window  # when each in-flight slot frees up
+    next_frame = 0
+    while next_frame < frames:
+        start = max(device_free, slots[0])
+        newest = min(frames - 1, max(next_frame, int(math.floor(start / period + 1e-9))))
+        capture = newest * period
+        start = max(start, capture)
+        result.stale += newest - next_frame  # replaced while the device was busy
+        cost = choose(start)
+        result.choices.append(cost.name)
+        done_compute = start + cost.device_ms
+        if cost.local:
+            output, device_free = done_compute, done_compute
+            freed = output
+        else:
+            arrival = uplink.send_message(cost.uplink_bytes, done_compute)
+            edge_start = max(arrival, edge_free)
+            edge_free = edge_start + cost.edge_ms
+            output = downlink.send_message(max(cost.downlink_bytes, 1), edge_free)
+            device_free = done_compute
+            freed = min(output, capture + deadline_ms)
+            if observe is not None:
+                observe(cost, capture, done_compute, output)
+        if output - capture > deadline_ms:
+            result.stale += 1
+        else:
+            result.latencies_ms.append(output - capture)
+            result.delivered_at_ms.append(capture)
+        heapq.heapreplace(slots, freed if not cost.local else device_free)
+        next_frame = newest + 1
+    return result

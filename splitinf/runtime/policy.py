@@ -1,0 +1,84 @@
+"""The bandwidth-adaptive policy of ``--mode auto``: per frame, the mode with the lowest expected
+capture-to-output latency, among the modes accurate enough (within 1 AP point of the teacher).
+
+Expected latency of an offload = device compute + uplink bytes ÷ estimated uplink rate + edge compute +
+the base round trip; of ``local`` = the device's compute for the whole model. The uplink rate is estimated
+from the timing of replies (an exponentially weighted average that forgets within about a second); a frame
+that gets no answer (deadline passed, edge lost) counts as a rate of zero, so an outage falls back to local
+inference at once. While local is chosen, one frame per ``probe_ms`` is offloaded anyway so that the policy
+notices when the link comes back. The policy is pure (times in ms are passed in), so the device runtime and
+the discrete-event simulator run the very same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class ModeEstimate:
+    name: str
+    device_ms: float
+    uplink_bytes: float = 0.0
+    edge_ms: float = 0.0
+
+    @property
+    def local(self) -> bool:
+        return self.uplink_bytes == 0
+
+
+class AdaptivePolicy:
+    def __init__(self, modes: list[ModeEstimate], *, initial_rate_bps: float = 1e6, half_life_ms: float = 500.0,
+                 probe_ms: float = 1000.0, base_rtt_ms: float = 40.0) -> None:
+        if not any(m.local for m in modes):
+            raise ValueError("the adaptive policy needs a local mode to fall back to")
+        self.modes = {m.name: m for m in modes}
+        self.rate_bps = initial_rate_bps
+        self.half_life_ms, self.probe_ms, self.base_rtt_ms = half_life_ms, probe_ms, base_rtt_ms
+        self.last_update_ms = 0.0
+        self.last_offload_ms = -1e18
+        self.choices: dict[str, int] = {name: 0 for name in self.modes}
+
+    def expected_ms(self, mode: ModeEstimate) -> float:
+        if mode.local:
+            return mode.device_ms
+        if self.rate_bps <= 0:
+            return float("inf")
+        return mode.device_ms + mode.uplink_bytes * 8 / self.rate_bps * 1000 + mode.edge_ms + self.base_rtt_ms
+
+    def choose(self, now_ms: float) -> str:
+        best = min(self.modes.values(), key=self.expected_ms)
+        if best.local and now_ms - self.last_offload_ms >= self.probe_ms:
+            offloads = [m for m in self.modes.values() if not m.local]
+            if offloads:  # probe the link with the smallest offload
+                best = min(offloads, key=lambda m: m.uplink_bytes)
+        if not best.local:
+            self.last_offload_ms = now_ms
+        self.choices[best.name] += 1
+        return best.name
+
+    def _blend(self, sample_bps: float, now_ms: float) -> None:
+        weight = 0.5 ** (max(now_ms - self.last_update_ms, 0.0) / self.half_life_ms)
+        weight = min(max(weight, 0.2), 0.8)  # every sample moves the estimate, none replaces it
+        self.rate_bps = weight * self.rate_bps + (1 - weight) * sample_bps
+        self.last_update_ms = now_ms
+
+    def observe(self, name: str, sent_ms: float, result_ms: float, edge_ms: float) -> None:
+        """An offloaded frame's result came back: its uplink bytes took what the round trip leaves."""
+        mode = self.modes[name]
+        transfer_ms = max(result_ms - sent_ms - edge_ms - self.base_rtt_ms, 1.0)
+        self._blend(mode.uplink_bytes * 8 / (transfer_ms / 1000), result_ms)
+
+    def observe_loss(self, now_ms: float) -> None:
+        """An offloaded frame got no answer in time: the link is (nearly) gone."""
+        self._blend(0.0, now_ms)
+        if self.rate_bps < 1e3:
+            self.rate_bps = 0.0
+
+    def update_mode(self, name: str, *, device_ms: float | None = None, uplink_bytes: float | None = None,
+                    edge_ms: float | None = None, weight: float = 0.2) -> None:
+        """Fold a measurement of a mode's own costs into its estimate."""
+        mode = self.modes[name]
+        for attribute, value in (("device_ms", device_ms), ("uplink_bytes", uplink_bytes), ("edge_ms", edge_ms)):
+            if value is not None:
+                setattr(mode, attribute, (1 - weight) * getattr(mode, attribute) + weight * value)
