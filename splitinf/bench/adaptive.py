@@ -44,7 +44,8 @@ def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace):
 
     frames = int(args.seconds * args.fps)
     return simulate(lambda now: costs[policy.choose(now)], frames, args.fps, link(trace, args.delay_ms),
-                    link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, observe=observe, name="auto")
+                    link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, observe=observe,
+                    fallback=costs["local"], name="auto")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -40,11 +40,17 @@ class SimResult:
     frames: int
     latencies_ms: list[float] = field(default_factory=list)
     delivered_at_ms: list[float] = field(default_factory=list)
-    stale: int = 0
+    stale: int = 0  # replaced by a newer frame, or past the deadline
+    expired: int = 0  # of which: lost to the network (missed the deadline, or skipped behind unanswered frames)
+    deadline_ms: float = 2000.0
     choices: list[str] = field(default_factory=list)
 
     def percentile(self, q: float) -> float:
-        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else math.inf
+        """Latency percentile over the delivered frames plus those lost to the network, which count as the
+        deadline: a frame whose result missed it, or one skipped while the in-flight window was full of
+        unanswered frames. Frames skipped because the device's own compute was busy do not count."""
+        values = self.latencies_ms + [self.deadline_ms] * self.expired
+        return float(np.percentile(values, q)) if values else math.inf
 
     def fps(self, duration_ms: float) -> float:
         return len(self.latencies_ms) / (duration_ms / 1000)
@@ -61,40 +67,53 @@ Observer = Callable[[ModeCost, float, float, float], None]
 
 def simulate(choose: Chooser, frames: int, fps: float, uplink: Direction, downlink: Direction, *,
              window: int = 2, deadline_ms: float = 2000.0, observe: Observer | None = None,
-             name: str = "") -> SimResult:
+             fallback: ModeCost | None = None, name: str = "") -> SimResult:
     """Replay ``frames`` captures at ``fps`` through the policy; ``choose`` picks each frame's mode and
-    ``observe`` hears about every offloaded frame (for adaptive policies)."""
+    ``observe`` hears about every offloaded frame when its result (or its deadline) comes, and ``fallback``
+    (the adaptive policy's local mode) replaces an offload that would have to wait for a free slot."""
     period = 1000.0 / fps
-    result = SimResult(name, frames)
+    result = SimResult(name, frames, deadline_ms=deadline_ms)
+    # What the device learns (a result, or a deadline passing) reaches the policy only when it happens.
+    news: list[tuple[float, int, ModeCost, float, float, float]] = []
     device_free, edge_free = 0.0, 0.0
     slots = [0.0] * window  # when each in-flight slot frees up
     next_frame = 0
     while next_frame < frames:
-        start = max(device_free, slots[0])
+        # The policy decides when the device is free; only an offload needs a free in-flight slot.
+        ready = max(device_free, next_frame * period)
+        while news and news[0][0] <= ready:
+            _, _, cost, capture_ms, sent_ms, result_ms = heapq.heappop(news)
+            observe(cost, capture_ms, sent_ms, result_ms)
+        cost = choose(ready)
+        if fallback is not None and not cost.local and slots[0] > ready:
+            cost = fallback  # never block the camera behind unanswered frames
+        start = ready if cost.local else max(ready, slots[0])
+        network_bound = start > ready  # waiting for unanswered frames, not for the device's own compute
         newest = min(frames - 1, max(next_frame, int(math.floor(start / period + 1e-9))))
         capture = newest * period
         start = max(start, capture)
-        result.stale += newest - next_frame  # replaced while the device was busy
-        cost = choose(start)
+        skipped = newest - next_frame  # replaced by a newer frame while the pipeline was busy
+        result.stale += skipped
+        if network_bound:
+            result.expired += skipped  # lost to the link: the window was full of unanswered frames
         result.choices.append(cost.name)
         done_compute = start + cost.device_ms
         if cost.local:
-            output, device_free = done_compute, done_compute
-            freed = output
+            output = device_free = done_compute
         else:
             arrival = uplink.send_message(cost.uplink_bytes, done_compute)
             edge_start = max(arrival, edge_free)
             edge_free = edge_start + cost.edge_ms
             output = downlink.send_message(max(cost.downlink_bytes, 1), edge_free)
             device_free = done_compute
-            freed = min(output, capture + deadline_ms)
+            heapq.heapreplace(slots, min(output, capture + deadline_ms))
             if observe is not None:
-                observe(cost, capture, done_compute, output)
+                heapq.heappush(news, (min(output, capture + deadline_ms), newest, cost, capture, done_compute, output))
         if output - capture > deadline_ms:
             result.stale += 1
+            result.expired += 1
         else:
             result.latencies_ms.append(output - capture)
             result.delivered_at_ms.append(capture)
-        heapq.heapreplace(slots, freed if not cost.local else device_free)
         next_frame = newest + 1
     return result

@@ -31,12 +31,13 @@ from splitinf.head import Head
 from splitinf.models import Geometry
 from splitinf.protocol import Error, Frame, Hello, ProtocolError, Result, Welcome, decode, encode
 from splitinf.runtime import transport
+from splitinf.runtime.policy import AdaptivePolicy, ModeEstimate
 from splitinf.runtime.setup import ModelSetup
 from splitinf.runtime.sources import Captured, FrameSource
 
 OUTCOMES = ("edge", "local", "filtered", "stale", "failed")
 STAGES = ("capture", "wait", "head", "encode", "wire", "edge_queue", "decode", "tail", "local", "total")
-MODES = ("split", "jpeg", "local")
+MODES = ("split", "jpeg", "local", "auto")
 
 
 class EdgeRefused(RuntimeError):
@@ -51,6 +52,7 @@ class FrameRecord:
     sent_ns: int = 0
     deadline_ns: int = 0
     uplink_bytes: int = 0
+    mode: str = ""
 
 
 @dataclass
@@ -128,7 +130,10 @@ class DeviceClient:
         self.connect_timeout_s, self.reply_timeout_ns = connect_timeout_s, int(reply_timeout_s * 1e9)
         self.on_outcome = on_outcome
         self.slowdown = slowdown
-        self.head = Head(setup.detector, setup.split, setup.bottleneck).eval() if mode == "split" else None
+        self.head = Head(setup.detector, setup.split, setup.bottleneck).eval() if mode in ("split", "auto") else None
+        # --mode auto: start from rough costs (a small board, a 1 Mbit/s link); measurements replace them.
+        self.policy = AdaptivePolicy([ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 60.0),
+                                      ModeEstimate("split", 60.0, 2_500, 30.0)]) if mode == "auto" else None
         self.counts: Counter[str] = Counter({o: 0 for o in OUTCOMES})
         self.reasons: Counter[str] = Counter()
         self.stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
@@ -223,8 +228,8 @@ class DeviceClient:
 
     def _process(self, slot: LatestFrame) -> None:
         while not self.stop.is_set():
-            with self.lock:
-                while len(self.in_flight) >= self.window and not self.stop.is_set():
+            with self.lock:  # (auto never waits: a full window makes it compute locally)
+                while self.policy is None and len(self.in_flight) >= self.window and not self.stop.is_set():
                     self.room.wait(0.05)
             captured, finished = slot.take(0.05)
             if finished:
@@ -233,7 +238,14 @@ class DeviceClient:
                 continue
             record = FrameRecord(captured.index, captured, {"capture": captured.decode_ms})
             record.stages["wait"] = (time.perf_counter_ns() - captured.captured_ns) / 1e6
-            if self.mode == "local" or (not self.connected.is_set() and self.fallback_local):
+            mode = self.mode
+            if self.policy is not None:
+                mode = self.policy.choose(time.perf_counter_ns() / 1e6) if self.connected.is_set() else "local"
+                with self.lock:
+                    if len(self.in_flight) >= self.window:
+                        mode = "local"
+            record.mode = mode
+            if mode == "local" or (not self.connected.is_set() and self.fallback_local):
                 self._local(record)
             elif not self.connected.is_set():
                 self._drop(record, "failed", "edge unreachable")
@@ -252,12 +264,14 @@ class DeviceClient:
         self._emulate_slower_board(t0)
         done = time.perf_counter_ns()
         record.stages["local"] = (done - t0) / 1e6
+        if self.policy is not None:
+            self.policy.update_mode("local", device_ms=record.stages["local"])
         self._finish(Outcome(record.seq, "local", record.captured.captured_ns, done,
                              arrays_from_tensors(detections, self.min_score), stages=record.stages), record)
 
     def _payload(self, record: FrameRecord) -> tuple[bytes, Geometry, str, str]:
         image = record.captured.image
-        if self.mode == "jpeg":
+        if record.mode == "jpeg":
             t0 = time.perf_counter_ns()
             original = (int(image.shape[-2]), int(image.shape[-1]))
             sent = image if self.jpeg_size is None else resize_rgb(image, self.jpeg_size)
@@ -280,6 +294,9 @@ class DeviceClient:
         frames = encode(Frame(record.seq, record.captured.captured_ns, mode, tuple(geometry), codec, payload))
         record.uplink_bytes = sum(len(f) for f in frames)
         record.deadline_ns = record.captured.captured_ns + self.deadline_ns
+        if self.policy is not None:
+            device_ms = record.stages.get("head", 0.0) + record.stages.get("encode", 0.0)
+            self.policy.update_mode(mode, device_ms=device_ms, uplink_bytes=record.uplink_bytes)
         with self.lock:
             self.in_flight[record.seq] = record
         self._outbox.send_multipart([record.seq.to_bytes(8, "little"), *frames])
@@ -396,6 +413,9 @@ class DeviceClient:
         with self.lock:
             self.uplink.append(record.uplink_bytes)
             self.downlink.append(size)
+        if self.policy is not None:
+            self.policy.update_mode(record.mode, edge_ms=edge_ms)
+            self.policy.observe(record.mode, record.sent_ns / 1e6, received / 1e6, edge_ms)
         self._finish(Outcome(record.seq, "edge", record.captured.captured_ns, received, arrays_of(result),
                              stages=stages), record)
 
@@ -417,6 +437,8 @@ class DeviceClient:
             for record in expired:
                 self.in_flight.pop(record.seq)
         for record in expired:
+            if self.policy is not None:
+                self.policy.observe_loss(now / 1e6)
             self._drop(record, "stale", "deadline passed")
 
     def _fail_in_flight(self, reason: str) -> None:
@@ -448,6 +470,7 @@ class DeviceClient:
                 "late_results": self.late_results,
                 "reconnects": self.reconnects,
                 "mode": self.mode,
+                "auto_choices": dict(self.policy.choices) if self.policy is not None else None,
                 "model": self.setup.describe(),
                 "fingerprint": self.setup.fingerprint,
             }

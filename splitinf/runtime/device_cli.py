@@ -23,7 +23,9 @@ from splitinf.runtime.sources import FrameSource
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connect", default=None, help="edge (or relay) endpoint, e.g. tcp://127.0.0.1:5555")
     parser.add_argument("--source", required=True, help="video file, camera index, image folder or stream URL")
-    parser.add_argument("--mode", default="split", choices=("split", "jpeg", "local"), help="default split")
+    parser.add_argument("--mode", default="split", choices=("split", "jpeg", "local", "auto"),
+                        help="split (default), jpeg, local, or auto: per frame the mode of lowest expected latency "
+                             "from the measured uplink rate and compute, falling back to local in an outage")
     parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality in jpeg mode (default 90)")
     parser.add_argument("--jpeg-size", default=None, metavar="HxW",
                         help="resize before JPEG encoding, e.g. 300x300 (default: send the frame as captured)")

@@ -28,7 +28,7 @@ class ModeEstimate:
 
 
 class AdaptivePolicy:
-    def __init__(self, modes: list[ModeEstimate], *, initial_rate_bps: float = 1e6, half_life_ms: float = 500.0,
+    def __init__(self, modes: list[ModeEstimate], *, initial_rate_bps: float = 1e6, half_life_ms: float = 250.0,
                  probe_ms: float = 1000.0, base_rtt_ms: float = 40.0) -> None:
         if not any(m.local for m in modes):
             raise ValueError("the adaptive policy needs a local mode to fall back to")
@@ -37,6 +37,7 @@ class AdaptivePolicy:
         self.half_life_ms, self.probe_ms, self.base_rtt_ms = half_life_ms, probe_ms, base_rtt_ms
         self.last_update_ms = 0.0
         self.last_offload_ms = -1e18
+        self.outstanding: list[tuple[float, float]] = []  # (sent ms, expected latency ms) of unanswered offloads
         self.choices: dict[str, int] = {name: 0 for name in self.modes}
 
     def expected_ms(self, mode: ModeEstimate) -> float:
@@ -47,6 +48,11 @@ class AdaptivePolicy:
         return mode.device_ms + mode.uplink_bytes * 8 / self.rate_bps * 1000 + mode.edge_ms + self.base_rtt_ms
 
     def choose(self, now_ms: float) -> str:
+        if self.outstanding:  # an answer far later than expected: the link is probably gone
+            sent, expected = self.outstanding[0]
+            if now_ms - sent > max(3 * expected, 300.0) and self.rate_bps > 0:
+                self.rate_bps = 0.0
+                self.outstanding.pop(0)
         best = min(self.modes.values(), key=self.expected_ms)
         if best.local and now_ms - self.last_offload_ms >= self.probe_ms:
             offloads = [m for m in self.modes.values() if not m.local]
@@ -54,23 +60,31 @@ class AdaptivePolicy:
                 best = min(offloads, key=lambda m: m.uplink_bytes)
         if not best.local:
             self.last_offload_ms = now_ms
+            expected = self.expected_ms(best)
+            self.outstanding.append((now_ms, expected if expected != float("inf") else 1000.0))
         self.choices[best.name] += 1
         return best.name
 
     def _blend(self, sample_bps: float, now_ms: float) -> None:
         weight = 0.5 ** (max(now_ms - self.last_update_ms, 0.0) / self.half_life_ms)
         weight = min(max(weight, 0.2), 0.8)  # every sample moves the estimate, none replaces it
+        if sample_bps < self.rate_bps:
+            weight *= 0.6  # a falling rate costs latency now: follow it faster than a rising one
         self.rate_bps = weight * self.rate_bps + (1 - weight) * sample_bps
         self.last_update_ms = now_ms
 
     def observe(self, name: str, sent_ms: float, result_ms: float, edge_ms: float) -> None:
         """An offloaded frame's result came back: its uplink bytes took what the round trip leaves."""
         mode = self.modes[name]
+        if self.outstanding:
+            self.outstanding.pop(0)
         transfer_ms = max(result_ms - sent_ms - edge_ms - self.base_rtt_ms, 1.0)
         self._blend(mode.uplink_bytes * 8 / (transfer_ms / 1000), result_ms)
 
     def observe_loss(self, now_ms: float) -> None:
         """An offloaded frame got no answer in time: the link is (nearly) gone."""
+        if self.outstanding:
+            self.outstanding.pop(0)
         self._blend(0.0, now_ms)
         if self.rate_bps < 1e3:
             self.rate_bps = 0.0

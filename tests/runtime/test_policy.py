@@ -1,0 +1,69 @@
+"""The adaptive policy: lowest expected latency, reaction to rate changes and outages, probing."""
+
+from splitinf.netsim.channel import Direction
+from splitinf.netsim.schedule import ConstantRate, WithOutages
+
+from splitinf.experiments.pipeline_sim import ModeCost, simulate
+from splitinf.runtime.policy import AdaptivePolicy, ModeEstimate
+
+MODES = [ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 40.0),
+         ModeEstimate("split", 50.0, 2_500, 30.0)]
+
+
+def fresh() -> AdaptivePolicy:
+    return AdaptivePolicy([ModeEstimate(m.name, m.device_ms, m.uplink_bytes, m.edge_ms) for m in MODES])
+
+
+def feed(policy: AdaptivePolicy, rate_bps: float, start_ms: float, seconds: float) -> list[str]:
+    """Frames every 100 ms whose offloads take what ``rate_bps`` allows; returns the choices."""
+    choices, t = [], start_ms
+    while t < start_ms + seconds * 1000:
+        name = policy.choose(t)
+        choices.append(name)
+        mode = policy.modes[name]
+        if not mode.local:
+            sent = t + mode.device_ms
+            if rate_bps > 0:
+                result = sent + mode.uplink_bytes * 8 / rate_bps * 1000 + mode.edge_ms + 40
+                policy.observe(name, sent, result, mode.edge_ms)
+            else:
+                policy.observe_loss(t + 2000)
+        t += 100
+    return choices
+
+
+def test_picks_jpeg_on_a_fast_link_and_split_on_a_slow_one():
+    policy = fresh()
+    assert feed(policy, 50e6, 0, 3)[-5:] == ["jpeg"] * 5
+    assert feed(policy, 1e6, 3000, 1)[-3:] == ["split"] * 3  # reacted within a second
+
+
+def test_outage_falls_back_to_local_and_probes_back():
+    policy = fresh()
+    feed(policy, 5e6, 0, 2)
+    during = feed(policy, 0, 2000, 3)
+    assert during[-10:].count("local") >= 9  # within a second of silence, local (with one probe a second)
+    after = feed(policy, 5e6, 5000, 3)
+    assert after[-5:] != ["local"] * 5
+
+
+def test_simulated_auto_beats_fixed_modes_on_a_link_with_an_outage():
+    costs = {m.name: ModeCost(m.name, m.device_ms, int(m.uplink_bytes), m.edge_ms, 300) for m in MODES}
+
+    def uplink():
+        return Direction(WithOutages(ConstantRate(2e6), [(10_000.0, 16_000.0)]), delay_ms=20)
+
+    fixed = {n: simulate(lambda _, c=c: c, 300, 10, uplink(), Direction(ConstantRate(20e6), delay_ms=20))
+             for n, c in costs.items()}
+    policy = fresh()
+
+    def observe(cost, capture, sent, result):
+        if result - capture > 2000:
+            policy.observe_loss(capture + 2000)
+        else:
+            policy.observe(cost.name, sent, result, cost.edge_ms)
+
+    auto = simulate(lambda now: costs[policy.choose(now)], 300, 10, uplink(),
+                    Direction(ConstantRate(20e6), delay_ms=20), observe=observe, fallback=costs["local"])
+    assert len(auto.latencies_ms) + auto.stale == 300
+    assert auto.percentile(95) <= min(r.percentile(95) for r in fixed.values())
