@@ -3,9 +3,11 @@ learned bottleneck) the bottleneck's encoder."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from splitinf.bottleneck import Bottleneck
+from splitinf.head.prefilter import Prefilter
 from torch import Tensor, nn
 
 from splitinf.models import Geometry, SplittableDetector
@@ -28,9 +30,27 @@ class Head(nn.Module):
             self.layers = nn.Sequential(*detector.trunk[: self.point.index + 1])
         else:
             self.layers = nn.Sequential(*detector.trunk[: bottleneck.config.tap + 1], bottleneck.encoder)
+        self._trunk = list(detector.trunk)  # a plain list (not submodules): which blocks a prefilter may read
         # A bound method, not a submodule: preprocessing has no weights of its own to carry.
         self._preprocess = detector.preprocess
+
+    def preprocess(self, images: Sequence[Tensor]) -> tuple[Tensor, list[Geometry]]:
+        return self._preprocess(images)
 
     def forward(self, images: Sequence[Tensor]) -> tuple[Tensor, list[Geometry]]:
         x, geometries = self._preprocess(images)
         return self.layers(x), geometries
+
+    def forward_filtered(self, images: Sequence[Tensor], prefilter: Prefilter
+                         ) -> tuple[Tensor | None, list[Geometry], float]:
+        """Run the prefilter on the way: (features, or None when it filters the frame; geometry; its ms).
+        The head stops at the prefilter's tap when the frame is filtered, so a rejected frame is cheap."""
+        tap = prefilter.config.tap
+        if tap >= len(self.layers) or self.layers[tap] is not self._trunk[tap]:
+            raise ValueError(f"the prefilter reads trunk block {tap}, which this head does not run")
+        x, geometries = self._preprocess(images)
+        early = self.layers[: tap + 1](x)
+        start = time.perf_counter_ns()
+        keep = bool(prefilter.keep(early).all())
+        prefilter_ms = (time.perf_counter_ns() - start) / 1e6
+        return (self.layers[tap + 1 :](early) if keep else None), geometries, prefilter_ms

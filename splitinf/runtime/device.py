@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from splitinf.data import jpeg_bytes, resize_rgb
-from splitinf.head import Head
+from splitinf.head import Head, Prefilter
 from splitinf.models import Geometry
 from splitinf.protocol import Error, Frame, Hello, ProtocolError, Result, Welcome, decode, encode
 from splitinf.runtime import transport
@@ -36,7 +36,7 @@ from splitinf.runtime.setup import ModelSetup
 from splitinf.runtime.sources import Captured, FrameSource
 
 OUTCOMES = ("edge", "local", "filtered", "stale", "failed")
-STAGES = ("capture", "wait", "head", "encode", "wire", "edge_queue", "decode", "tail", "local", "total")
+STAGES = ("capture", "wait", "prefilter", "head", "encode", "wire", "edge_queue", "decode", "tail", "local", "total")
 MODES = ("split", "jpeg", "local", "auto")
 
 
@@ -112,7 +112,7 @@ class DeviceClient:
                  min_score: float = 0.05, name: str | None = None, key: str | None = None,
                  server_key: str | None = None, connect_timeout_s: float = 15.0, reply_timeout_s: float = 3.0,
                  on_outcome: Callable[[Outcome, FrameRecord | None], None] | None = None,
-                 slowdown: float = 1.0) -> None:
+                 slowdown: float = 1.0, prefilter: Prefilter | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if mode != "local" and not connect:
@@ -130,6 +130,9 @@ class DeviceClient:
         self.connect_timeout_s, self.reply_timeout_ns = connect_timeout_s, int(reply_timeout_s * 1e9)
         self.on_outcome = on_outcome
         self.slowdown = slowdown
+        self.prefilter = prefilter
+        if prefilter is not None and prefilter.config.model != setup.detector.name:
+            raise ValueError(f"the prefilter was trained for {prefilter.config.model}, not {setup.detector.name}")
         self.head = Head(setup.detector, setup.split, setup.bottleneck).eval() if mode in ("split", "auto") else None
         # --mode auto: start from rough costs (a small board, a 1 Mbit/s link); measurements replace them.
         self.policy = AdaptivePolicy([ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 60.0),
@@ -158,7 +161,7 @@ class DeviceClient:
             self.counts[outcome.outcome] += 1
             if outcome.reason:
                 self.reasons[outcome.reason] += 1
-            if outcome.outcome in ("edge", "local"):
+            if outcome.outcome in ("edge", "local", "filtered"):
                 for stage, ms in outcome.stages.items():
                     self.stage_ms[stage].append(ms)
                 self.stage_ms["total"].append((outcome.done_ns - outcome.captured_ns) / 1e6)
@@ -245,12 +248,33 @@ class DeviceClient:
                     if len(self.in_flight) >= self.window:
                         mode = "local"
             record.mode = mode
+            if self.prefilter is not None and mode != "split" and not self._worth_it(record):
+                continue
             if mode == "local" or (not self.connected.is_set() and self.fallback_local):
                 self._local(record)
             elif not self.connected.is_set():
                 self._drop(record, "failed", "edge unreachable")
             else:
                 self._send(record)
+
+    def _worth_it(self, record: FrameRecord) -> bool:
+        """The prefilter on its own (jpeg and local modes): False when the frame was filtered."""
+        t0 = time.perf_counter_ns()
+        with torch.inference_mode():
+            x, _ = self.setup.detector.preprocess([record.captured.image])
+            keep = bool(self.prefilter.keep(self.setup.detector.trunk[: self.prefilter.config.tap + 1](x)).all())
+        self._emulate_slower_board(t0)
+        record.stages["prefilter"] = (time.perf_counter_ns() - t0) / 1e6
+        if not keep:
+            self._filtered(record)
+        return keep
+
+    def _filtered(self, record: FrameRecord) -> None:
+        """Nothing of interest: an empty result at once, nothing sent."""
+        empty = {"boxes": np.zeros((0, 4), np.float32), "scores": np.zeros(0, np.float32),
+                 "labels": np.zeros(0, np.int32)}
+        self._finish(Outcome(record.seq, "filtered", record.captured.captured_ns, time.perf_counter_ns(), empty,
+                             stages=record.stages), record)
 
     def _emulate_slower_board(self, started_ns: int) -> None:
         """Stretch the compute that just ran to ``slowdown`` times its duration (a slower device)."""
@@ -269,7 +293,7 @@ class DeviceClient:
         self._finish(Outcome(record.seq, "local", record.captured.captured_ns, done,
                              arrays_from_tensors(detections, self.min_score), stages=record.stages), record)
 
-    def _payload(self, record: FrameRecord) -> tuple[bytes, Geometry, str, str]:
+    def _payload(self, record: FrameRecord) -> tuple[bytes, Geometry, str, str] | None:
         image = record.captured.image
         if record.mode == "jpeg":
             t0 = time.perf_counter_ns()
@@ -281,8 +305,14 @@ class DeviceClient:
             return payload, Geometry(original, size, size), "jpeg", f"jpeg{self.jpeg_quality}"
         t0 = time.perf_counter_ns()
         with torch.inference_mode():
-            features, geometries = self.head([image])
+            if self.prefilter is None:
+                features, geometries = self.head([image])
+            else:
+                features, geometries, record.stages["prefilter"] = self.head.forward_filtered([image], self.prefilter)
         self._emulate_slower_board(t0)
+        if features is None:
+            record.stages["head"] = (time.perf_counter_ns() - t0) / 1e6
+            return None
         t1 = time.perf_counter_ns()
         payload = self.setup.codec.compress(features[0])
         record.stages["head"] = (t1 - t0) / 1e6
@@ -290,7 +320,11 @@ class DeviceClient:
         return payload, geometries[0], "split", self.setup.codec.name
 
     def _send(self, record: FrameRecord) -> None:
-        payload, geometry, mode, codec = self._payload(record)
+        prepared = self._payload(record)
+        if prepared is None:
+            self._filtered(record)
+            return
+        payload, geometry, mode, codec = prepared
         frames = encode(Frame(record.seq, record.captured.captured_ns, mode, tuple(geometry), codec, payload))
         record.uplink_bytes = sum(len(f) for f in frames)
         record.deadline_ns = record.captured.captured_ns + self.deadline_ns

@@ -15,6 +15,7 @@ import contextlib
 import json
 import sys
 
+from splitinf.head import load_prefilter
 from splitinf.runtime.device import AnnotatedVideoSink, DeviceClient, JsonLinesSink
 from splitinf.runtime.setup import ModelSetup, add_model_arguments
 from splitinf.runtime.sources import FrameSource
@@ -41,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fallback", default="none", choices=("none", "local"),
                         help="run the whole model locally while the edge is unreachable (default none)")
     parser.add_argument("--min-score", type=float, default=0.05, help="detections below are not sent back")
+    parser.add_argument("--prefilter", default="off", metavar="off|CKPT",
+                        help="drop frames with nothing of interest before they cost bytes (default off)")
+    parser.add_argument("--prefilter-threshold", type=float, default=None,
+                        help="override the prefilter's trained decision threshold")
     parser.add_argument("--key", default=None, help="CurveZMQ: this device's secret key file")
     parser.add_argument("--server-key", default=None, help="CurveZMQ: the edge's public key file")
     parser.add_argument("--name", default=None, help="name reported to the edge")
@@ -61,6 +66,9 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 
 def main(args: argparse.Namespace) -> int:
     setup = ModelSetup.from_args(args)
+    prefilter = None
+    if args.prefilter != "off":
+        prefilter = load_prefilter(args.prefilter, setup.detector.name, args.prefilter_threshold)
     source = FrameSource(args.source, realtime=not args.no_realtime, fps=args.fps, start=args.start_frame)
     with contextlib.ExitStack() as stack:
         sinks = []
@@ -76,7 +84,8 @@ def main(args: argparse.Namespace) -> int:
                               jpeg_size=parse_size(args.jpeg_size),
                               window=args.window, deadline_ms=args.deadline_ms,
                               fallback_local=args.fallback == "local", min_score=args.min_score, name=args.name,
-                              key=args.key, server_key=args.server_key, on_outcome=sink, slowdown=args.slowdown)
+                              key=args.key, server_key=args.server_key, on_outcome=sink, slowdown=args.slowdown,
+                              prefilter=prefilter)
         print(f"splitinf-device: {setup.describe()}, mode {args.mode}, source {args.source}", file=sys.stderr,
               flush=True)
         try:

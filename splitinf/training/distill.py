@@ -30,8 +30,8 @@ from tqdm import tqdm
 
 from splitinf.bottleneck import Bottleneck, BottleneckConfig
 from splitinf.bottleneck.distill import ghnd_loss, hnd_loss, per_map_errors
+from splitinf.label_free import load_rgb, random_crop, video_sources, voc_photos
 from splitinf.models import build_detector, detector_names, detector_spec
-from splitinf.training.images import load_rgb, random_crop, video_sources, voc_photos
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

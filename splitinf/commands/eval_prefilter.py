@@ -1,0 +1,128 @@
+"""``splitinf eval-prefilter``: what the prefilter keeps, drops and costs.
+
+* frame recall and precision on the held-out training frames (labels from the unsplit teacher);
+* on each shared video: the fraction of frames filtered, the fraction of empty frames filtered, and the
+  bytes saved (filtered frames × the split payload);
+* the person AP change on the 482 COCO images when it runs in front of the split model (a filtered image
+  yields no detections) — in AP points;
+* its time against the head's on this CPU (``time_ratio``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from splitinf.bottleneck import load_for
+from splitinf.data import ALL_UNION, CAR_VIDEO, PERSON_VIDEO, coco_images, read_image, resolve, video_frames
+from splitinf.evaluation.coco_ap import coco_ap, to_coco_results
+from splitinf.head import Head, load_prefilter
+from splitinf.label_free import load_rgb, video_sources, voc_photos
+from splitinf.models import build_detector, detector_spec
+from splitinf.report import format_table, print_json_line
+from splitinf.runtime.setup import default_bottleneck
+from splitinf.tail import Tail
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prefilter", required=True, metavar="CKPT", help="prefilter checkpoint")
+    parser.add_argument("--bottleneck", default="default", help="split model behind it ('default': the shipped)")
+    parser.add_argument("--threshold", type=float, default=None, help="override the trained threshold")
+    parser.add_argument("--frame-step", type=int, default=3, help="every N-th video frame (default 3)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N COCO images (quick look)")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
+
+
+def is_positive(detections: dict, classes: tuple[int, ...], score: float) -> bool:
+    return any(int(label) in classes and float(s) >= score
+               for label, s in zip(detections["labels"], detections["scores"]))
+
+
+def main(args: argparse.Namespace) -> int:
+    checkpoint = torch.load(args.prefilter, map_location="cpu", weights_only=True)
+    model = checkpoint["config"]["model"]
+    detector = build_detector(model, weights=detector_spec(model).default_weights)
+    prefilter = load_prefilter(args.prefilter, model, args.threshold)
+    config = prefilter.config
+    path = default_bottleneck() if args.bottleneck == "default" else args.bottleneck
+    bottleneck = load_for(path, detector) if path not in (None, "none") else None
+    head = Head(detector, None if bottleneck else "s16", bottleneck)
+    tail = Tail(detector, None if bottleneck else "s16", bottleneck)
+    codec = bottleneck.codec() if bottleneck else None
+    trunk = detector.trunk
+
+    # 1. held-out frames
+    held = set(checkpoint["metadata"].get("held_out", []))
+    sources = [s for s in voc_photos() + video_sources(step=5) if s.name in held]
+    kept_flags, labels = [], []
+    with torch.inference_mode():
+        for source in sources:
+            image = torch.from_numpy(load_rgb(source)).permute(2, 0, 1).contiguous()
+            x, _ = detector.preprocess([image])
+            labels.append(is_positive(detector([image])[0], config.classes, config.score))
+            kept_flags.append(bool(prefilter.keep(trunk[: config.tap + 1](x))[0]))
+    kept, labels = np.array(kept_flags), np.array(labels)
+    recall = float((kept & labels).sum() / max(labels.sum(), 1))
+    precision = float((kept & labels).sum() / max(kept.sum(), 1))
+
+    # 2. the shared videos
+    videos, head_ms, prefilter_ms = {}, [], []
+    with torch.inference_mode():
+        for video in (PERSON_VIDEO, CAR_VIDEO):
+            flags, empties, payload = [], [], []
+            for frame in video_frames(resolve(video), step=args.frame_step):
+                start = time.perf_counter_ns()
+                features, _ = head([frame])
+                head_ms.append((time.perf_counter_ns() - start) / 1e6)
+                _, _, ms = head.forward_filtered([frame], prefilter)
+                prefilter_ms.append(ms)
+                x, _ = detector.preprocess([frame])
+                flags.append(bool(prefilter.keep(trunk[: config.tap + 1](x))[0]))
+                empties.append(not is_positive(detector([frame])[0], config.classes, config.score))
+                payload.append(len(codec.compress(features[0])) if codec else features.numel())
+            flags, empties = np.array(flags), np.array(empties)
+            saved = float(np.sum(np.array(payload)[~flags]) / np.sum(payload))
+            videos[video] = {"frames": len(flags), "filtered_fraction": round(float((~flags).mean()), 4),
+                             "filtered_empty_fraction": round(float((~flags & empties).sum() / max(empties.sum(), 1)),
+                                                              4),
+                             "missed_positive_frames": int((~flags & ~empties).sum()),
+                             "bytes_saved_fraction": round(saved, 4)}
+
+    # 3. AP on the COCO images with and without the prefilter in front of the split model
+    truth = json.loads(resolve(ALL_UNION).read_text())
+    images = coco_images(ALL_UNION, limit=args.limit)
+    plain, filtered = [], []
+    with torch.inference_mode():
+        for record in images:
+            image = read_image(record.path)
+            features, geometries = head([image])
+            received = codec.decompress(codec.compress(features[0]))[None] if codec else features
+            detections = tail(received, geometries)[0]
+            results = to_coco_results(record.id, detections, set(config.classes))
+            plain += results
+            x, _ = detector.preprocess([image])
+            if bool(prefilter.keep(trunk[: config.tap + 1](x))[0]):
+                filtered += results
+    ids = [r.id for r in images]
+    ap_plain = coco_ap(truth, plain, category_ids=list(config.classes), image_ids=ids)["ap"]
+    ap_filtered = coco_ap(truth, filtered, category_ids=list(config.classes), image_ids=ids)["ap"]
+    empty_all = [v["filtered_empty_fraction"] for v in videos.values()]
+    result = {
+        "recall": round(recall, 4), "precision": round(precision, 4), "held_out_frames": len(sources),
+        "filtered_empty_fraction": round(float(np.mean(empty_all)), 4), "videos": videos,
+        "ap": round(ap_plain, 5), "ap_with_prefilter": round(ap_filtered, 5),
+        "ap_drop": round((ap_plain - ap_filtered) * 100, 3),  # AP points
+        "time_ratio": round(float(np.median(prefilter_ms) / np.median(head_ms)), 4),
+        "threshold": config.threshold, "images": len(images),
+    }
+    print(format_table(["metric", "value"], [(k, v) for k, v in result.items() if k != "videos"]))
+    for video, stats in videos.items():
+        print(f"{video}: {stats}")
+    if args.json:
+        print_json_line(result)
+    return 0
+
