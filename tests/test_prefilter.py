@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from splitinf.head import Head, Prefilter, PrefilterConfig, PrefilterError, load_prefilter
+
 from splitinf.models import build_detector
 from splitinf.models.compute import count_macs
 from splitinf.runtime.device import DeviceClient
