@@ -18,7 +18,7 @@ from splitinf.models import SplittableDetector, build_detector, detector_spec
 
 REPO = Path(__file__).resolve().parent.parent.parent
 DEFAULT_MODEL = "ssdlite_mobilenet_v2_person"
-SHIPPED_BOTTLENECK = REPO / "checkpoints" / "person_s8_c16_b002.pt"
+SHIPPED_BOTTLENECK = REPO / "checkpoints" / "person_s16_c16_b003.pt"
 DEFAULT_SPLIT = "s16"
 PLAIN_CODECS = {"float32": Float32Codec, "minmax8": MinMax8Codec}
 
