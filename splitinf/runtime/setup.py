@@ -18,13 +18,18 @@ from splitinf.models import SplittableDetector, build_detector, detector_spec
 
 REPO = Path(__file__).resolve().parent.parent.parent
 DEFAULT_MODEL = "ssdlite_mobilenet_v2_person"
-SHIPPED_BOTTLENECK = REPO / "checkpoints" / "person_s16_c16_b003.pt"
+CHECKPOINTS = REPO / "checkpoints"  # its file DEFAULT names the bottleneck edge and device use by default
 DEFAULT_SPLIT = "s16"
 PLAIN_CODECS = {"float32": Float32Codec, "minmax8": MinMax8Codec}
 
 
 def default_bottleneck() -> str | None:
-    return str(SHIPPED_BOTTLENECK) if SHIPPED_BOTTLENECK.is_file() else None
+    """The shipped bottleneck (named in checkpoints/DEFAULT), or None when the repository has none."""
+    marker = CHECKPOINTS / "DEFAULT"
+    if not marker.is_file():
+        return None
+    path = CHECKPOINTS / marker.read_text().strip()
+    return str(path) if path.is_file() else None
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
