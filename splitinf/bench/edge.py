@@ -12,10 +12,9 @@ import argparse
 import time
 
 import torch
-import torch.nn.functional as F
 
 from splitinf.bench.loadgen import edge_throughput, prepare_payloads
-from splitinf.data import PERSON_VIDEO, video_frames
+from splitinf.data import PERSON_VIDEO, resize_rgb, video_frames
 from splitinf.models import build_detector
 from splitinf.report import format_table, print_json_line
 from splitinf.runtime.processes import EdgeProcess
@@ -34,9 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def frames_640x480(count: int) -> list[torch.Tensor]:
-    frames = list(video_frames(PERSON_VIDEO, max_frames=count, step=25))
-    return [F.interpolate(f[None].float(), size=(480, 640), mode="bilinear")[0].round().clamp(0, 255).byte()
-            for f in frames]
+    return [resize_rgb(f, (480, 640)) for f in video_frames(PERSON_VIDEO, max_frames=count, step=25)]
 
 
 def torchvision_reference(model_name: str, images: list[torch.Tensor], batch: int, device: str,
