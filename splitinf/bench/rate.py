@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from splitinf.bottleneck import MinMax8Codec, load_for
+from splitinf.bottleneck import CheckpointError, MinMax8Codec, load_for, read_checkpoint
 from splitinf.data import ALL_UNION, PERSON_VIDEO, coco_images, resolve, video_frames
 from splitinf.evaluation.harness import evaluate_coco
 from splitinf.evaluation.pipelines import jpeg, split, unsplit
@@ -53,9 +53,21 @@ def median_ms(fn, frames, repeats: int = 3) -> float:
     return float(np.median(times))
 
 
+def committed_bottlenecks(model: str) -> list[str]:
+    """The bottleneck checkpoints in checkpoints/ made for ``model`` (prefilters live beside them)."""
+    paths = []
+    for path in sorted(CHECKPOINTS.glob("*.pt")):
+        try:
+            if read_checkpoint(path)["config"].get("model") == model:
+                paths.append(str(path))
+        except CheckpointError:
+            continue
+    return paths
+
+
 def main(args: argparse.Namespace) -> int:
     detector = build_detector(args.model, weights=detector_spec(args.model).default_weights)
-    paths = args.checkpoint or sorted(str(p) for p in CHECKPOINTS.glob("*.pt"))
+    paths = args.checkpoint or committed_bottlenecks(args.model)
     bottlenecks = {Path(p).stem: load_for(p, detector) for p in paths}
     pipelines = [unsplit(detector)]
     for resolution in ("original", "input"):
