@@ -24,6 +24,10 @@ from splitinf.runtime.setup import DEFAULT_MODEL, default_bottleneck
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", action="append", default=[], help="also this Mahimahi trace (repeatable)")
     parser.add_argument("--checkpoint", action="append", default=None, help="split bottleneck(s) (default: shipped)")
+    parser.add_argument("--modes", default="local,jpeg,split",
+                        help="modes auto chooses from and the fixed modes it is compared with (default "
+                             "local,jpeg,split; 'split' stands for every --checkpoint). local,jpeg keeps within "
+                             "1 AP point of the teacher while no bottleneck does")
     parser.add_argument("--seconds", type=float, default=300.0, help="seconds of each trace to replay (default 300)")
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--delay-ms", type=float, default=20.0)
@@ -49,9 +53,15 @@ def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> int:
+    wanted = set(args.modes.split(","))
+    if "local" not in wanted or not wanted <= {"local", "jpeg", "split"}:
+        raise ValueError(f"--modes must include local and be among local,jpeg,split, got {args.modes!r}")
     checkpoints = args.checkpoint if args.checkpoint is not None else [c for c in [default_bottleneck()] if c]
+    if "split" not in wanted:
+        checkpoints = []
     detector = build_detector(DEFAULT_MODEL, weights="pretrained")
     costs, factor = measure_costs(detector, checkpoints, slowdown=args.device_slowdown)
+    costs = {name: cost for name, cost in costs.items() if name.split(":")[0] in wanted}
     traces = [t for t in shared_traces() if t.endswith(".up")] + args.trace
     frames = int(args.seconds * args.fps)
     results, rows = {}, []

@@ -38,6 +38,7 @@ from splitinf.runtime.sources import Captured, FrameSource
 OUTCOMES = ("edge", "local", "filtered", "stale", "failed")
 STAGES = ("capture", "wait", "prefilter", "head", "encode", "wire", "edge_queue", "decode", "tail", "local", "total")
 MODES = ("split", "jpeg", "local", "auto")
+AUTO_MODES = ("local", "jpeg", "split")  # what --mode auto may choose from, by default
 
 
 class EdgeRefused(RuntimeError):
@@ -112,7 +113,8 @@ class DeviceClient:
                  min_score: float = 0.05, name: str | None = None, key: str | None = None,
                  server_key: str | None = None, connect_timeout_s: float = 15.0, reply_timeout_s: float = 3.0,
                  on_outcome: Callable[[Outcome, FrameRecord | None], None] | None = None,
-                 slowdown: float = 1.0, prefilter: Prefilter | None = None) -> None:
+                 slowdown: float = 1.0, prefilter: Prefilter | None = None,
+                 auto_modes: tuple[str, ...] = AUTO_MODES) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if mode != "local" and not connect:
@@ -133,10 +135,14 @@ class DeviceClient:
         self.prefilter = prefilter
         if prefilter is not None and prefilter.config.model != setup.detector.name:
             raise ValueError(f"the prefilter was trained for {prefilter.config.model}, not {setup.detector.name}")
-        self.head = Head(setup.detector, setup.split, setup.bottleneck).eval() if mode in ("split", "auto") else None
+        if mode == "auto" and ("local" not in auto_modes or not set(auto_modes) <= set(AUTO_MODES)):
+            raise ValueError(f"auto modes must include local and be among {AUTO_MODES}, got {','.join(auto_modes)}")
+        uses_head = mode == "split" or (mode == "auto" and "split" in auto_modes)
+        self.head = Head(setup.detector, setup.split, setup.bottleneck).eval() if uses_head else None
         # --mode auto: start from rough costs (a small board, a 1 Mbit/s link); measurements replace them.
-        self.policy = AdaptivePolicy([ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 60.0),
-                                      ModeEstimate("split", 60.0, 2_500, 30.0)]) if mode == "auto" else None
+        rough = {"local": ModeEstimate("local", 160.0), "jpeg": ModeEstimate("jpeg", 5.0, 20_000, 60.0),
+                 "split": ModeEstimate("split", 60.0, 2_500, 30.0)}
+        self.policy = AdaptivePolicy([rough[m] for m in auto_modes]) if mode == "auto" else None
         self.counts: Counter[str] = Counter({o: 0 for o in OUTCOMES})
         self.reasons: Counter[str] = Counter()
         self.stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}

@@ -16,7 +16,7 @@ import json
 import sys
 
 from splitinf.head import load_prefilter
-from splitinf.runtime.device import AnnotatedVideoSink, DeviceClient, JsonLinesSink
+from splitinf.runtime.device import AUTO_MODES, AnnotatedVideoSink, DeviceClient, JsonLinesSink
 from splitinf.runtime.setup import ModelSetup, add_model_arguments
 from splitinf.runtime.sources import FrameSource
 
@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", default="split", choices=("split", "jpeg", "local", "auto"),
                         help="split (default), jpeg, local, or auto: per frame the mode of lowest expected latency "
                              "from the measured uplink rate and compute, falling back to local in an outage")
+    parser.add_argument("--auto-modes", default=",".join(AUTO_MODES), metavar="LIST",
+                        help="the modes --mode auto chooses from (default local,jpeg,split; local is required). "
+                             "Keep only those accurate enough for you: docs/RESULTS.md has each one's AP")
     parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality in jpeg mode (default 90)")
     parser.add_argument("--jpeg-size", default=None, metavar="HxW",
                         help="resize before JPEG encoding, e.g. 300x300 (default: send the frame as captured)")
@@ -85,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
                               window=args.window, deadline_ms=args.deadline_ms,
                               fallback_local=args.fallback == "local", min_score=args.min_score, name=args.name,
                               key=args.key, server_key=args.server_key, on_outcome=sink, slowdown=args.slowdown,
-                              prefilter=prefilter)
+                              prefilter=prefilter, auto_modes=tuple(args.auto_modes.split(",")))
         print(f"splitinf-device: {setup.describe()}, mode {args.mode}, source {args.source}", file=sys.stderr,
               flush=True)
         try:

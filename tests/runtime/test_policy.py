@@ -1,10 +1,13 @@
 """The adaptive policy: lowest expected latency, reaction to rate changes and outages, probing."""
 
+import pytest
 from splitinf.netsim.channel import Direction
 from splitinf.netsim.schedule import ConstantRate, WithOutages
 
 from splitinf.experiments.pipeline_sim import ModeCost, simulate
+from splitinf.runtime.device import DeviceClient
 from splitinf.runtime.policy import AdaptivePolicy, ModeEstimate
+from splitinf.runtime.setup import ModelSetup
 
 MODES = [ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 40.0),
          ModeEstimate("split", 50.0, 2_500, 30.0)]
@@ -67,3 +70,13 @@ def test_simulated_auto_beats_fixed_modes_on_a_link_with_an_outage():
                     Direction(ConstantRate(20e6), delay_ms=20), observe=observe, fallback=costs["local"])
     assert len(auto.latencies_ms) + auto.stale == 300
     assert auto.percentile(95) <= min(r.percentile(95) for r in fixed.values())
+
+
+def test_device_auto_chooses_only_among_the_modes_it_is_given():
+    setup = ModelSetup.build("ssdlite_mobilenet_v2_person", None, "s16", None)
+    client = DeviceClient(setup, "tcp://127.0.0.1:9", mode="auto", auto_modes=("local", "jpeg"))
+    assert set(client.policy.modes) == {"local", "jpeg"} and client.head is None  # no split: no head to run
+    with pytest.raises(ValueError, match="must include local"):
+        DeviceClient(setup, "tcp://127.0.0.1:9", mode="auto", auto_modes=("jpeg", "split"))
+    with pytest.raises(ValueError, match="must include local"):
+        DeviceClient(setup, "tcp://127.0.0.1:9", mode="auto", auto_modes=("local", "jpg"))
