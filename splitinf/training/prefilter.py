@@ -5,7 +5,7 @@ score ≥ ``--score``. Images: the VOC2007 trainval photos (about 2,100 with peo
 the shared videos — never COCO, the evaluation set. A fifth of them (chosen by a seeded shuffle) is held out
 to choose the decision threshold: the highest one that keeps ``--recall`` of the held-out positives.
 
-    splitinf train-prefilter --out checkpoints/prefilter_person_s8.pt
+    splitinf train-prefilter --out checkpoints/prefilter_person_s16.pt
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from splitinf.models import build_detector, detector_names, detector_spec
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="ssdlite_mobilenet_v2_person", choices=detector_names())
-    parser.add_argument("--tap", type=int, default=6, help="trunk block whose output it reads (default 6: stride 8)")
+    parser.add_argument("--tap", type=int, default=12,
+                        help="trunk block whose output it reads (default 12: stride 16, where the shipped "
+                             "bottleneck taps, so the head computes it anyway; tap 6 filtered far fewer frames)")
     parser.add_argument("--classes", default="1", help="labels of interest, comma list (default 1 = person)")
     parser.add_argument("--score", type=float, default=0.5, help="teacher score that makes a frame positive")
     parser.add_argument("--recall", type=float, default=0.99, help="held-out frame recall to keep (default 0.99)")
