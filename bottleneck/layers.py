@@ -42,14 +42,15 @@ class BottleneckConfig:
     model: str  # zoo detector the bottleneck was trained for
     tap: int  # the device runs trunk[: tap + 1], then the encoder
     restore: int  # the decoder rebuilds the output of trunk[restore]; the edge continues with trunk[restore + 1:]
+    #               (restore == tap: a pure autoencoder at the tap that moves no block to the edge)
     channels: int = 16  # bottleneck channels (what is quantized and sent)
     width: int = 64  # hidden channels of the encoder and the decoder stem
     stride: int = 2  # 2: the encoder halves the resolution (taking over block tap + 1's stride)
     codec: str = "entropy"  # "entropy" (learned tables + range coding) or "minmax8" (the HND baseline)
 
     def validate(self, trunk_length: int) -> None:
-        if not 0 <= self.tap < self.restore < trunk_length:
-            raise ValueError(f"bottleneck needs 0 <= tap < restore < {trunk_length} (trunk blocks), "
+        if not 0 <= self.tap <= self.restore < trunk_length:
+            raise ValueError(f"bottleneck needs 0 <= tap <= restore < {trunk_length} (trunk blocks), "
                              f"got tap={self.tap}, restore={self.restore}")
         if self.stride not in (1, 2):
             raise ValueError(f"bottleneck stride must be 1 or 2, got {self.stride}")

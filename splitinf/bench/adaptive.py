@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from splitinf.experiments.costs import measure_costs
-from splitinf.experiments.pipeline_sim import ModeCost, simulate
+from splitinf.experiments.pipeline_sim import ModeCost, fixed, simulate
 from splitinf.experiments.sweep import DOWNLINK, link, shared_traces
 from splitinf.models import build_detector
 from splitinf.report import format_table, print_json_line
@@ -47,9 +47,13 @@ def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace):
             policy.observe(cost.name, sent, result, cost.edge_ms)
 
     frames = int(args.seconds * args.fps)
-    return simulate(lambda now: costs[policy.choose(now)], frames, args.fps, link(trace, args.delay_ms),
-                    link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, observe=observe,
-                    fallback=costs["local"], name="auto")
+    def probe(now: float) -> ModeCost | None:
+        name = policy.probe(now)
+        return costs[name] if name else None
+
+    return simulate(lambda now, full: costs[policy.choose(now, full)], frames, args.fps, link(trace, args.delay_ms),
+                    link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, observe=observe, probe=probe,
+                    name="auto"), policy
 
 
 def main(args: argparse.Namespace) -> int:
@@ -66,18 +70,18 @@ def main(args: argparse.Namespace) -> int:
     frames = int(args.seconds * args.fps)
     results, rows = {}, []
     for trace in traces:
-        fixed = {name: simulate(lambda _, c=cost: c, frames, args.fps, link(trace, args.delay_ms),
-                                link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, name=name)
-                 for name, cost in costs.items()}
-        best = min(fixed.values(), key=lambda r: r.percentile(95))
-        auto = run_auto(costs, trace, args)
+        fixed_runs = {name: simulate(fixed(cost), frames, args.fps, link(trace, args.delay_ms),
+                                     link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, name=name)
+                      for name, cost in costs.items()}
+        best = min(fixed_runs.values(), key=lambda r: r.percentile(95))
+        auto, policy = run_auto(costs, trace, args)
         accounted = len(auto.latencies_ms) + auto.stale
         results[trace] = {"auto_p95_ms": round(auto.percentile(95), 1),
                           "best_fixed_p95_ms": round(best.percentile(95), 1), "best_fixed_mode": best.mode,
                           "accounted": accounted, "frames": frames,
-                          "auto_choices": {m: auto.choices.count(m) for m in costs}}
+                          "auto_choices": {m: auto.choices.count(m) for m in costs}, "probes": policy.probes}
         rows.append((trace, results[trace]["auto_p95_ms"], best.mode, results[trace]["best_fixed_p95_ms"],
-                     *[round(fixed[m].percentile(95), 1) for m in costs], f"{accounted}/{frames}"))
+                     *[round(fixed_runs[m].percentile(95), 1) for m in costs], f"{accounted}/{frames}"))
         print(f"{trace}: auto p95 {auto.percentile(95):.0f} ms vs best fixed {best.mode} {best.percentile(95):.0f} ms",
               flush=True)
     print(format_table(["trace", "auto p95", "best fixed", "its p95", *[f"{m} p95" for m in costs], "accounted"], rows))

@@ -1,11 +1,12 @@
 """``splitinf demo``: the whole system on real video, offline, in a few minutes.
 
 Real processes: one ``splitinf-edge``; for each mode (split with the shipped bottleneck, JPEG offload,
-local) a fresh ``splitinf netsim relay`` replaying a cellular trace from its start and a ``splitinf-device``
-streaming the same clip of the shared person video through it. A live line shows frames, fps, latency and
-the link rate. At the end: one table (frames accounted, p50/p95 capture-to-output latency, KB/frame,
-fidelity AP against the unsplit model), an annotated video and a latency-over-time plot with the link rate
-underneath, in an output folder whose path is printed. Ctrl-C stops every process and still reports.
+local, and auto: per frame the mode of lowest expected latency) a fresh ``splitinf netsim relay`` replaying
+a cellular trace from its start and a ``splitinf-device`` streaming the same clip of the shared person
+video through it. A live line shows frames, fps, latency and the link rate. At the end: one table (frames
+accounted, p50/p95 capture-to-output latency, KB/frame, fidelity AP against the unsplit model), an
+annotated video and a latency-over-time plot with the link rate underneath, in an output folder whose path
+is printed. Ctrl-C stops every process and still reports.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from splitinf.runtime.processes import EdgeProcess, device_command, device_resul
 from splitinf.runtime.setup import DEFAULT_MODEL, ModelSetup, default_bottleneck
 from splitinf.runtime.sources import FrameSource
 
-MODES = ("split", "jpeg", "local")
+MODES = ("split", "jpeg", "local", "auto")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (default 90)")
     parser.add_argument("--jpeg-size", default="300x300",
                         help="JPEG resolution (default 300x300: the smallest JPEG within 1 AP point of the model)")
+    parser.add_argument("--slowdown", type=float, default=1.0,
+                        help="device compute takes this many times longer, to play a slower board (default 1: "
+                             "this machine; about 2 plays a Raspberry Pi 4, see `splitinf sweep`)")
     parser.add_argument("--out", default=None, help="output folder (default out/demo-TIMESTAMP)")
     parser.add_argument("--json", action="store_true", help="print the table as one JSON line last")
 
@@ -85,7 +89,7 @@ def run_mode(mode: str, args: argparse.Namespace, edge: EdgeProcess, folder: Pat
                                  [*model_flags, "--mode", mode, "--jpeg-quality", str(args.jpeg_quality),
                                   "--jpeg-size", args.jpeg_size,
                                   "--start-frame", str(args.start_frame), "--max-frames", str(args.frames),
-                                  "--deadline-ms", "3000", *extra])
+                                  "--deadline-ms", "3000", "--slowdown", str(args.slowdown), *extra])
         device = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         progress = Progress(mode, args.frames, folder, relay, uplink)
         try:

@@ -60,17 +60,25 @@ class SimResult:
         return float(np.mean(sent)) / 1024 if sent else 0.0
 
 
-Chooser = Callable[[float], ModeCost]  # the mode for a frame starting at this time (ms)
+Chooser = Callable[[float, bool], ModeCost]  # (start ms, in-flight window full) -> the frame's mode
 # observe(cost, capture_ms, sent_ms, result_ms): every offloaded frame's outcome, for adaptive policies
 Observer = Callable[[ModeCost, float, float, float], None]
+Prober = Callable[[float], "ModeCost | None"]  # after a local frame: the mode of a copy sent to probe the link
+
+
+def fixed(cost: ModeCost) -> Chooser:
+    """Always the same mode (waiting for a free in-flight slot when the window is full)."""
+    return lambda _now, _full: cost
 
 
 def simulate(choose: Chooser, frames: int, fps: float, uplink: Direction, downlink: Direction, *,
              window: int = 2, deadline_ms: float = 2000.0, observe: Observer | None = None,
-             fallback: ModeCost | None = None, name: str = "") -> SimResult:
-    """Replay ``frames`` captures at ``fps`` through the policy; ``choose`` picks each frame's mode and
-    ``observe`` hears about every offloaded frame when its result (or its deadline) comes, and ``fallback``
-    (the adaptive policy's local mode) replaces an offload that would have to wait for a free slot."""
+             probe: Prober | None = None, start_ms: float = 0.0, name: str = "") -> SimResult:
+    """Replay ``frames`` captures at ``fps`` through the policy: ``choose`` picks each frame's mode (told
+    whether the in-flight window is full; a chooser that still offloads waits for a slot), ``observe`` hears
+    about every offload when its result (or its deadline) comes, and ``probe`` may send a copy of a locally
+    computed frame once it is done (its result only feeds ``observe``). The first capture happens at
+    ``start_ms`` of link time (to replay a trace from where a real run met it)."""
     period = 1000.0 / fps
     result = SimResult(name, frames, deadline_ms=deadline_ms)
     # What the device learns (a result, or a deadline passing) reaches the policy only when it happens.
@@ -78,19 +86,25 @@ def simulate(choose: Chooser, frames: int, fps: float, uplink: Direction, downli
     device_free, edge_free = 0.0, 0.0
     slots = [0.0] * window  # when each in-flight slot frees up
     next_frame = 0
+
+    def offload(cost: ModeCost, sent: float) -> float:
+        nonlocal edge_free
+        arrival = uplink.send_message(cost.uplink_bytes, sent)
+        edge_start = max(arrival, edge_free)
+        edge_free = edge_start + cost.edge_ms
+        return downlink.send_message(max(cost.downlink_bytes, 1), edge_free)
+
     while next_frame < frames:
         # The policy decides when the device is free; only an offload needs a free in-flight slot.
-        ready = max(device_free, next_frame * period)
+        ready = max(device_free, start_ms + next_frame * period)
         while news and news[0][0] <= ready:
             _, _, cost, capture_ms, sent_ms, result_ms = heapq.heappop(news)
             observe(cost, capture_ms, sent_ms, result_ms)
-        cost = choose(ready)
-        if fallback is not None and not cost.local and slots[0] > ready:
-            cost = fallback  # never block the camera behind unanswered frames
+        cost = choose(ready, slots[0] > ready)
         start = ready if cost.local else max(ready, slots[0])
         network_bound = start > ready  # waiting for unanswered frames, not for the device's own compute
-        newest = min(frames - 1, max(next_frame, int(math.floor(start / period + 1e-9))))
-        capture = newest * period
+        newest = min(frames - 1, max(next_frame, int(math.floor((start - start_ms) / period + 1e-9))))
+        capture = start_ms + newest * period
         start = max(start, capture)
         skipped = newest - next_frame  # replaced by a newer frame while the pipeline was busy
         result.stale += skipped
@@ -100,11 +114,15 @@ def simulate(choose: Chooser, frames: int, fps: float, uplink: Direction, downli
         done_compute = start + cost.device_ms
         if cost.local:
             output = device_free = done_compute
+            copy = probe(done_compute) if probe is not None else None
+            if copy is not None:
+                device_free = done_compute + copy.device_ms
+                probed = offload(copy, device_free)
+                if observe is not None:
+                    heapq.heappush(news, (min(probed, capture + deadline_ms), newest, copy, capture, device_free,
+                                          probed))
         else:
-            arrival = uplink.send_message(cost.uplink_bytes, done_compute)
-            edge_start = max(arrival, edge_free)
-            edge_free = edge_start + cost.edge_ms
-            output = downlink.send_message(max(cost.downlink_bytes, 1), edge_free)
+            output = offload(cost, done_compute)
             device_free = done_compute
             heapq.heapreplace(slots, min(output, capture + deadline_ms))
             if observe is not None:

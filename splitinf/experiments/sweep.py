@@ -20,7 +20,7 @@ from pathlib import Path
 
 from splitinf.data import PERSON_VIDEO
 from splitinf.experiments.costs import measure_costs
-from splitinf.experiments.pipeline_sim import ModeCost, SimResult, simulate
+from splitinf.experiments.pipeline_sim import ModeCost, SimResult, fixed, simulate
 from splitinf.models import build_detector
 from splitinf.netsim.channel import Direction
 from splitinf.netsim.cli import parse_link, trace_folders
@@ -59,7 +59,7 @@ def link(spec: str, delay_ms: float) -> Direction:
 
 
 def run_point(cost: ModeCost, uplink: str, args: argparse.Namespace) -> SimResult:
-    return simulate(lambda _: cost, args.frames, args.fps, link(uplink, args.delay_ms),
+    return simulate(fixed(cost), args.frames, args.fps, link(uplink, args.delay_ms),
                     link(DOWNLINK, args.delay_ms), name=cost.name)
 
 
@@ -91,12 +91,13 @@ def validate_with_relay(args: argparse.Namespace, checkpoint: str | None, points
                                              [*flags, "--mode", mode, "--jpeg-size", "300x300",
                                               "--max-frames", str(args.relay_frames), "--fps", str(args.fps),
                                               "--deadline-ms", "5000"])
+                first_capture_ms = relay.link_ms(min(f["captured_s"] for f in frames))  # where the run met the trace
             stage = {k: v["p50"] for k, v in summary["latency_ms"].items()}
             cost = ModeCost(mode, stage.get("head", 0) + stage.get("encode", 0) + stage.get("local", 0),
                             int(summary["bytes_per_frame"]) if mode != "local" else 0,
                             stage.get("decode", 0) + stage.get("tail", 0), int(summary["downlink_bytes_per_frame"]))
-            sim = simulate(lambda _, c=cost: c, args.relay_frames, args.fps, link(uplink, args.delay_ms),
-                           link(DOWNLINK, args.delay_ms), deadline_ms=5000)
+            sim = simulate(fixed(cost), args.relay_frames, args.fps, link(uplink, args.delay_ms),
+                           link(DOWNLINK, args.delay_ms), deadline_ms=5000, start_ms=first_capture_ms)
             real = stage.get("total", float("nan"))
             out.append({"mode": mode, "uplink": uplink, "real_p50_ms": round(real, 1),
                         "sim_p50_ms": round(sim.percentile(50), 1),

@@ -54,6 +54,7 @@ class FrameRecord:
     deadline_ns: int = 0
     uplink_bytes: int = 0
     mode: str = ""
+    probe: bool = False  # a copy of a frame already answered locally, sent only to measure the link
 
 
 @dataclass
@@ -151,6 +152,7 @@ class DeviceClient:
         self.frames = 0
         self.late_results = 0
         self.reconnects = 0
+        self.probes: Counter[str] = Counter({"sent": 0, "answered": 0, "uplink_bytes": 0})  # auto's link probes
         self.in_flight: dict[int, FrameRecord] = {}
         self.lock = threading.Lock()
         self.room = threading.Condition(self.lock)
@@ -247,21 +249,30 @@ class DeviceClient:
                 continue
             record = FrameRecord(captured.index, captured, {"capture": captured.decode_ms})
             record.stages["wait"] = (time.perf_counter_ns() - captured.captured_ns) / 1e6
-            mode = self.mode
+            mode, probe = self.mode, None
             if self.policy is not None:
-                mode = self.policy.choose(time.perf_counter_ns() / 1e6) if self.connected.is_set() else "local"
-                with self.lock:
-                    if len(self.in_flight) >= self.window:
-                        mode = "local"
+                mode, probe = self._choose()
             record.mode = mode
             if self.prefilter is not None and mode != "split" and not self._worth_it(record):
                 continue
             if mode == "local" or (not self.connected.is_set() and self.fallback_local):
                 self._local(record)
+                if probe is not None:
+                    self._send(FrameRecord(record.seq, record.captured, mode=probe, probe=True))
             elif not self.connected.is_set():
                 self._drop(record, "failed", "edge unreachable")
             else:
                 self._send(record)
+
+    def _choose(self) -> tuple[str, str | None]:
+        """--mode auto: (this frame's mode, the mode of a copy that probes the link while local wins)."""
+        if not self.connected.is_set():
+            return "local", None
+        now = time.perf_counter_ns() / 1e6
+        with self.lock:
+            window_full = len(self.in_flight) >= self.window
+        mode = self.policy.choose(now, window_full)
+        return mode, (self.policy.probe(now) if mode == "local" and not window_full else None)
 
     def _worth_it(self, record: FrameRecord) -> bool:
         """The prefilter on its own (jpeg and local modes): False when the frame was filtered."""
@@ -328,7 +339,8 @@ class DeviceClient:
     def _send(self, record: FrameRecord) -> None:
         prepared = self._payload(record)
         if prepared is None:
-            self._filtered(record)
+            if not record.probe:  # (a probe's frame is already answered)
+                self._filtered(record)
             return
         payload, geometry, mode, codec = prepared
         frames = encode(Frame(record.seq, record.captured.captured_ns, mode, tuple(geometry), codec, payload))
@@ -339,6 +351,9 @@ class DeviceClient:
             self.policy.update_mode(mode, device_ms=device_ms, uplink_bytes=record.uplink_bytes)
         with self.lock:
             self.in_flight[record.seq] = record
+            if record.probe:
+                self.probes["sent"] += 1
+                self.probes["uplink_bytes"] += record.uplink_bytes
         self._outbox.send_multipart([record.seq.to_bytes(8, "little"), *frames])
 
     # --- the I/O thread --------------------------------------------------------------------------------------
@@ -415,7 +430,8 @@ class DeviceClient:
                 self._lost()
                 with self.lock:
                     self.in_flight.pop(seq, None)
-                self._drop(record, "failed", "edge unreachable")
+                if not record.probe:
+                    self._drop(record, "failed", "edge unreachable")
 
     def _receive(self, sock) -> None:
         while True:
@@ -447,15 +463,19 @@ class DeviceClient:
             self.late_results += 1
             return
         edge_ms = sum(result.timing.get(k, 0.0) for k in ("queue", "decode", "tail"))
+        if self.policy is not None:
+            self.policy.update_mode(record.mode, edge_ms=edge_ms)
+            self.policy.observe(record.mode, record.sent_ns / 1e6, received / 1e6, edge_ms)
+        if record.probe:  # its frame was answered locally: the probe only measured the link
+            with self.lock:
+                self.probes["answered"] += 1
+            return
         stages = dict(record.stages)
         stages.update(edge_queue=result.timing.get("queue", 0.0), decode=result.timing.get("decode", 0.0),
                       tail=result.timing.get("tail", 0.0), wire=(received - record.sent_ns) / 1e6 - edge_ms)
         with self.lock:
             self.uplink.append(record.uplink_bytes)
             self.downlink.append(size)
-        if self.policy is not None:
-            self.policy.update_mode(record.mode, edge_ms=edge_ms)
-            self.policy.observe(record.mode, record.sent_ns / 1e6, received / 1e6, edge_ms)
         self._finish(Outcome(record.seq, "edge", record.captured.captured_ns, received, arrays_of(result),
                              stages=stages), record)
 
@@ -468,7 +488,7 @@ class DeviceClient:
         if error.seq is not None:
             with self.lock:
                 record = self.in_flight.pop(error.seq, None)
-            if record is not None:
+            if record is not None and not record.probe:
                 self._drop(record, "failed", f"edge error {error.code}")
 
     def _expire(self, now: int) -> None:
@@ -479,14 +499,16 @@ class DeviceClient:
         for record in expired:
             if self.policy is not None:
                 self.policy.observe_loss(now / 1e6)
-            self._drop(record, "stale", "deadline passed")
+            if not record.probe:
+                self._drop(record, "stale", "deadline passed")
 
     def _fail_in_flight(self, reason: str) -> None:
         with self.lock:
             records = list(self.in_flight.values())
             self.in_flight.clear()
         for record in records:
-            self._drop(record, "failed", reason)
+            if not record.probe:
+                self._drop(record, "failed", reason)
 
     # --- the summary -----------------------------------------------------------------------------------------
 
@@ -511,6 +533,7 @@ class DeviceClient:
                 "reconnects": self.reconnects,
                 "mode": self.mode,
                 "auto_choices": dict(self.policy.choices) if self.policy is not None else None,
+                "probes": dict(self.probes) if self.policy is not None else None,
                 "model": self.setup.describe(),
                 "fingerprint": self.setup.fingerprint,
             }
@@ -524,7 +547,9 @@ class JsonLinesSink:
         self.lock = threading.Lock()
 
     def __call__(self, outcome: Outcome, record: FrameRecord | None) -> None:
-        line = {"frame": outcome.seq, "outcome": outcome.outcome,
+        # captured_s: the device's monotonic clock (CLOCK_MONOTONIC on Linux, the relay's clock too), to line
+        # frames up with other logs of the same machine.
+        line = {"frame": outcome.seq, "outcome": outcome.outcome, "captured_s": outcome.captured_ns / 1e9,
                 "latency_ms": round((outcome.done_ns - outcome.captured_ns) / 1e6, 3)}
         if outcome.reason:
             line["reason"] = outcome.reason

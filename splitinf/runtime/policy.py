@@ -1,13 +1,15 @@
 """The bandwidth-adaptive policy of ``--mode auto``: per frame, the mode with the lowest expected
-capture-to-output latency, among the modes accurate enough (within 1 AP point of the teacher).
+capture-to-output latency, among the modes it is given (give it only those accurate enough: the device's
+``--auto-modes``).
 
 Expected latency of an offload = device compute + uplink bytes ÷ estimated uplink rate + edge compute +
 the base round trip; of ``local`` = the device's compute for the whole model. The uplink rate is estimated
 from the timing of replies (an exponentially weighted average that forgets within about a second); a frame
 that gets no answer (deadline passed, edge lost) counts as a rate of zero, so an outage falls back to local
-inference at once. While local is chosen, one frame per ``probe_ms`` is offloaded anyway so that the policy
-notices when the link comes back. The policy is pure (times in ms are passed in), so the device runtime and
-the discrete-event simulator run the very same code.
+inference at once. While local is chosen, a copy of one frame per ``probe_ms`` is offloaded as well (the
+frame's own result still comes from local inference, so probing an outage costs no latency) so that the
+policy notices when the link comes back. The policy is pure (times in ms are passed in), so the device
+runtime and the discrete-event simulator run the very same code.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class AdaptivePolicy:
         self.last_offload_ms = -1e18
         self.outstanding: list[tuple[float, float]] = []  # (sent ms, expected latency ms) of unanswered offloads
         self.choices: dict[str, int] = {name: 0 for name in self.modes}
+        self.probes = 0  # copies of locally computed frames offloaded to measure the link
 
     def expected_ms(self, mode: ModeEstimate) -> float:
         if mode.local:
@@ -47,23 +50,37 @@ class AdaptivePolicy:
             return float("inf")
         return mode.device_ms + mode.uplink_bytes * 8 / self.rate_bps * 1000 + mode.edge_ms + self.base_rtt_ms
 
-    def choose(self, now_ms: float) -> str:
+    def choose(self, now_ms: float, window_full: bool = False) -> str:
+        """The mode for a frame starting now; ``window_full``: no offload can be sent now (too many frames
+        in flight), so only local is possible — and no offload is promised that will never be sent."""
         if self.outstanding:  # an answer far later than expected: the link is probably gone
             sent, expected = self.outstanding[0]
             if now_ms - sent > max(3 * expected, 300.0) and self.rate_bps > 0:
                 self.rate_bps = 0.0
                 self.outstanding.pop(0)
-        best = min(self.modes.values(), key=self.expected_ms)
-        if best.local and now_ms - self.last_offload_ms >= self.probe_ms:
-            offloads = [m for m in self.modes.values() if not m.local]
-            if offloads:  # probe the link with the smallest offload
-                best = min(offloads, key=lambda m: m.uplink_bytes)
+        candidates = [m for m in self.modes.values() if m.local or not window_full]
+        best = min(candidates, key=self.expected_ms)
         if not best.local:
-            self.last_offload_ms = now_ms
-            expected = self.expected_ms(best)
-            self.outstanding.append((now_ms, expected if expected != float("inf") else 1000.0))
+            self._sent(now_ms, best)
         self.choices[best.name] += 1
         return best.name
+
+    def probe(self, now_ms: float) -> str | None:
+        """While local wins: once per ``probe_ms``, the offload mode in which to send a *copy* of the frame just
+        computed locally, so that the link's rate is measured again without making that frame wait on it.
+        The copy costs the device least in the mode with the least device compute (JPEG)."""
+        offloads = [m for m in self.modes.values() if not m.local]
+        if not offloads or now_ms - self.last_offload_ms < self.probe_ms:
+            return None
+        mode = min(offloads, key=lambda m: m.device_ms)
+        self._sent(now_ms, mode)
+        self.probes += 1
+        return mode.name
+
+    def _sent(self, now_ms: float, mode: ModeEstimate) -> None:
+        self.last_offload_ms = now_ms
+        expected = self.expected_ms(mode)
+        self.outstanding.append((now_ms, expected if expected != float("inf") else 1000.0))
 
     def _blend(self, sample_bps: float, now_ms: float) -> None:
         weight = 0.5 ** (max(now_ms - self.last_update_ms, 0.0) / self.half_life_ms)

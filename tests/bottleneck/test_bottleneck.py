@@ -54,6 +54,20 @@ def test_bottleneck_split_runs_end_to_end_through_a_real_bitstream(detector, coc
     assert detections["boxes"].shape[1] == 4
 
 
+def test_restore_at_the_tap_is_a_pure_autoencoder(detector, coco_val_images):
+    config = BottleneckConfig("ssdlite_mobilenet_v2_person", tap=13, restore=13, channels=8, stride=1)
+    bottleneck = Bottleneck(config, detector.trunk, detector.trunk_channels()).eval()
+    bottleneck.prior.update_tables()
+    head, tail = Head(detector, bottleneck=bottleneck), Tail(detector, bottleneck=bottleneck)
+    with torch.inference_mode():
+        latent, geometries = head(coco_val_images[:1])
+        rebuilt, _ = bottleneck(torch.randn(1, 96, 19, 19))
+        detections = tail(latent, geometries)[0]
+    assert latent.shape == (1, 8, 19, 19) and rebuilt.shape == (1, 96, 19, 19)
+    assert len(head.layers) == len(detector.trunk) + 1  # the whole trunk, then the encoder
+    assert detections["boxes"].shape[1] == 4
+
+
 def test_checkpoint_round_trip_and_refusals(detector, tmp_path):
     bottleneck = trained_like(detector)
     path = tmp_path / "b.pt"
@@ -88,7 +102,7 @@ def test_minmax8_bottleneck_is_the_plain_hnd_baseline(detector):
 
 
 def test_bad_configs_are_refused(detector):
-    with pytest.raises(ValueError, match="tap < restore"):
+    with pytest.raises(ValueError, match="tap <= restore"):
         Bottleneck(BottleneckConfig("m", tap=13, restore=6), detector.trunk, detector.trunk_channels())
     with pytest.raises(ValueError, match="codec must be one of"):
         Bottleneck(BottleneckConfig("m", tap=6, restore=13, codec="zip"), detector.trunk, detector.trunk_channels())

@@ -11,7 +11,7 @@ def test_demo_runs_every_mode_and_accounts_for_every_frame(tmp_path, capsys):
                  "--out", str(out), "--json"])
     assert code == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
-    assert [r["mode"] for r in rows] == ["split", "jpeg", "local"]
+    assert [r["mode"] for r in rows] == ["split", "jpeg", "local", "auto"]
     for r in rows:
         assert r["frames"] == 8 and r["accounted"] == 8
         assert r["edge"] + r["local"] + r["filtered"] + r["stale"] + r["failed"] == 8

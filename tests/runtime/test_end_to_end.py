@@ -161,3 +161,17 @@ def test_edge_refuses_a_device_with_another_model_and_says_why(edge_factory, tmp
     assert "split: edge has 's16', device has 's8'" in result.stderr
     assert edge.stop()["refused_handshakes"] >= 1
 
+
+
+def test_auto_probes_the_link_with_copies_then_offloads(edge_factory, tmp_path):
+    """--mode auto starts local (rough estimates: a slow board, a 1 Mbit/s link); a JPEG copy of a local frame
+    measures the loopback link, after which offloading wins on this slowed-down device. Probes are not frames:
+    the five counts still add up to the frames captured."""
+    edge = edge_factory(FAST_MODEL)
+    summary, frames = run_device(edge.address, [*FAST_MODEL, "--mode", "auto", "--auto-modes", "local,jpeg",
+                                                "--jpeg-size", "300x300", "--slowdown", "3", "--max-frames", "40",
+                                                "--fps", "10"], tmp_path)
+    assert summary["accounted"] == summary["frames"] == 40 == len(frames)
+    assert summary["probes"]["sent"] >= 1 and summary["probes"]["answered"] >= 1
+    assert summary["auto_choices"]["local"] >= 1 and summary["counts"]["edge"] >= 5
+    assert all(isinstance(f["captured_s"], float) for f in frames)

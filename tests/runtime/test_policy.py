@@ -4,7 +4,7 @@ import pytest
 from splitinf.netsim.channel import Direction
 from splitinf.netsim.schedule import ConstantRate, WithOutages
 
-from splitinf.experiments.pipeline_sim import ModeCost, simulate
+from splitinf.experiments.pipeline_sim import ModeCost, fixed, simulate
 from splitinf.runtime.device import DeviceClient
 from splitinf.runtime.policy import AdaptivePolicy, ModeEstimate
 from splitinf.runtime.setup import ModelSetup
@@ -23,12 +23,13 @@ def feed(policy: AdaptivePolicy, rate_bps: float, start_ms: float, seconds: floa
     while t < start_ms + seconds * 1000:
         name = policy.choose(t)
         choices.append(name)
-        mode = policy.modes[name]
-        if not mode.local:
+        offloaded = name if name != "local" else policy.probe(t)  # the frame itself, or a copy probing the link
+        if offloaded is not None:
+            mode = policy.modes[offloaded]
             sent = t + mode.device_ms
             if rate_bps > 0:
                 result = sent + mode.uplink_bytes * 8 / rate_bps * 1000 + mode.edge_ms + 40
-                policy.observe(name, sent, result, mode.edge_ms)
+                policy.observe(offloaded, sent, result, mode.edge_ms)
             else:
                 policy.observe_loss(t + 2000)
         t += 100
@@ -44,8 +45,10 @@ def test_picks_jpeg_on_a_fast_link_and_split_on_a_slow_one():
 def test_outage_falls_back_to_local_and_probes_back():
     policy = fresh()
     feed(policy, 5e6, 0, 2)
+    probes = policy.probes
     during = feed(policy, 0, 2000, 3)
-    assert during[-10:].count("local") >= 9  # within a second of silence, local (with one probe a second)
+    assert during[-20:] == ["local"] * 20  # within a second of silence every frame is computed locally …
+    assert policy.probes - probes >= 2  # … and a copy of one a second still probes the link
     after = feed(policy, 5e6, 5000, 3)
     assert after[-5:] != ["local"] * 5
 
@@ -56,8 +59,8 @@ def test_simulated_auto_beats_fixed_modes_on_a_link_with_an_outage():
     def uplink():
         return Direction(WithOutages(ConstantRate(2e6), [(10_000.0, 16_000.0)]), delay_ms=20)
 
-    fixed = {n: simulate(lambda _, c=c: c, 300, 10, uplink(), Direction(ConstantRate(20e6), delay_ms=20))
-             for n, c in costs.items()}
+    fixed_runs = {n: simulate(fixed(c), 300, 10, uplink(), Direction(ConstantRate(20e6), delay_ms=20))
+                  for n, c in costs.items()}
     policy = fresh()
 
     def observe(cost, capture, sent, result):
@@ -66,10 +69,14 @@ def test_simulated_auto_beats_fixed_modes_on_a_link_with_an_outage():
         else:
             policy.observe(cost.name, sent, result, cost.edge_ms)
 
-    auto = simulate(lambda now: costs[policy.choose(now)], 300, 10, uplink(),
-                    Direction(ConstantRate(20e6), delay_ms=20), observe=observe, fallback=costs["local"])
+    def probe(now):
+        name = policy.probe(now)
+        return costs[name] if name else None
+
+    auto = simulate(lambda now, full: costs[policy.choose(now, full)], 300, 10, uplink(),
+                    Direction(ConstantRate(20e6), delay_ms=20), observe=observe, probe=probe)
     assert len(auto.latencies_ms) + auto.stale == 300
-    assert auto.percentile(95) <= min(r.percentile(95) for r in fixed.values())
+    assert auto.percentile(95) <= min(r.percentile(95) for r in fixed_runs.values())
 
 
 def test_device_auto_chooses_only_among_the_modes_it_is_given():
