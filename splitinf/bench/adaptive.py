@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace):
     policy = AdaptivePolicy([ModeEstimate(c.name, c.device_ms, c.uplink_bytes, c.edge_ms) for c in costs.values()],
-                            base_rtt_ms=2 * args.delay_ms)
+                            base_rtt_ms=2 * args.delay_ms, frame_period_ms=1000 / args.fps)
 
     def observe(cost: ModeCost, capture: float, sent: float, result: float) -> None:
         if result - capture > args.deadline_ms:
@@ -53,6 +53,7 @@ def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace):
 
     return simulate(lambda now, full: costs[policy.choose(now, full)], frames, args.fps, link(trace, args.delay_ms),
                     link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, observe=observe, probe=probe,
+                    rescue_after=lambda cost: policy.give_up_ms(cost.name), rescue_with=costs["local"],
                     name="auto"), policy
 
 

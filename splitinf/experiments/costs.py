@@ -25,7 +25,7 @@ from splitinf.tail import Tail
 RPI4_SSDLITE_MS = 160.0  # middle of the published 110–210 ms for SSDLite-MobileNetV2 on a Raspberry Pi 4
 
 
-def _median_ms(fn, items) -> float:
+def _times_ms(fn, items) -> list[float]:
     times = []
     with torch.inference_mode():
         fn(items[0])  # warm-up
@@ -33,7 +33,17 @@ def _median_ms(fn, items) -> float:
             start = time.perf_counter_ns()
             fn(item)
             times.append((time.perf_counter_ns() - start) / 1e6)
-    return float(np.median(times))
+    return times
+
+
+def _median_ms(fn, items) -> float:
+    return float(np.median(_times_ms(fn, items)))
+
+
+def _device_cost(name: str, times_ms: list[float], factor: float, *rest) -> ModeCost:
+    """A mode's cost with its measured device times (scaled), which the simulator draws from frame by frame."""
+    scaled = tuple(t * factor for t in times_ms)
+    return ModeCost(name, float(np.median(scaled)), *rest, device_samples_ms=scaled)
 
 
 def _result_bytes(detections: dict, min_score: float = 0.05) -> int:
@@ -48,23 +58,25 @@ def _frame_bytes(payload: bytes, codec: str) -> int:
 
 
 def measure_costs(detector: SplittableDetector, checkpoints: list[str], *, jpeg_quality: int = 90,
-                  jpeg_size: tuple[int, int] = (300, 300), frames: int = 8, slowdown: float | str = "auto"
+                  jpeg_size: tuple[int, int] = (300, 300), frames: int = 16, slowdown: float | str = "auto"
                   ) -> tuple[dict[str, ModeCost], float]:
-    """Per-mode costs (device-side scaled) and the slowdown factor used."""
-    images = list(video_frames(PERSON_VIDEO, max_frames=frames, step=97))
-    local_ms = _median_ms(lambda im: detector([im]), images)
-    factor = RPI4_SSDLITE_MS / local_ms if slowdown == "auto" else float(slowdown)
+    """Per-mode costs (device-side scaled) and the slowdown factor used. Device times keep their spread
+    over ``frames`` real frames: a real device's compute varies from frame to frame, and a simulator with
+    constant times phase-locks frames to the camera in ways no real device does."""
+    images = list(video_frames(PERSON_VIDEO, max_frames=frames, step=47))
+    local_times = _times_ms(lambda im: detector([im]), images)
+    factor = RPI4_SSDLITE_MS / float(np.median(local_times)) if slowdown == "auto" else float(slowdown)
     with torch.inference_mode():
         result_bytes = int(np.mean([_result_bytes(detector([im])[0]) for im in images]))
-    costs = {"local": ModeCost("local", local_ms * factor)}
+    costs = {"local": _device_cost("local", local_times, factor)}
 
     def encode_jpeg(im):
         return jpeg_bytes(resize_rgb(im, jpeg_size), jpeg_quality)
 
     payloads = [encode_jpeg(im) for im in images]
-    costs["jpeg"] = ModeCost("jpeg", _median_ms(encode_jpeg, images) * factor,
-                             int(np.mean([_frame_bytes(p, "jpeg") for p in payloads])),
-                             _median_ms(lambda p: detector([decode_jpeg(p)]), payloads), result_bytes)
+    costs["jpeg"] = _device_cost("jpeg", _times_ms(encode_jpeg, images), factor,
+                                 int(np.mean([_frame_bytes(p, "jpeg") for p in payloads])),
+                                 _median_ms(lambda p: detector([decode_jpeg(p)]), payloads), result_bytes)
     for path in checkpoints:
         bottleneck = load_for(path, detector)
         head, tail = Head(detector, bottleneck=bottleneck), Tail(detector, bottleneck=bottleneck)
@@ -75,11 +87,11 @@ def measure_costs(detector: SplittableDetector, checkpoints: list[str], *, jpeg_
             latent, geometry = head([im])
             encoded.append((codec.compress(latent[0]), geometry))
 
-        device_ms = _median_ms(device, images)
+        device_times = _times_ms(device, images)
         payload, geometry = encoded[-1]
         edge_ms = _median_ms(lambda item, tail=tail, codec=codec: tail(codec.decompress(item[0])[None], item[1]),
                              encoded[-len(images):])
         size = int(np.mean([_frame_bytes(p, codec.name) for p, _ in encoded]))
         name = f"split:{Path(path).stem}"
-        costs[name] = ModeCost(name, device_ms * factor, size, edge_ms, result_bytes)
+        costs[name] = _device_cost(name, device_times, factor, size, edge_ms, result_bytes)
     return costs, factor

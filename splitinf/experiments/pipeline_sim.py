@@ -21,13 +21,15 @@ from splitinf.netsim.channel import Direction
 
 @dataclass(frozen=True)
 class ModeCost:
-    """What one frame costs in a mode: device milliseconds, bytes each way, edge milliseconds."""
+    """What one frame costs in a mode: device milliseconds, bytes each way, edge milliseconds. With
+    ``device_samples_ms`` (measured times), each simulated frame draws its device time from them."""
 
     name: str
     device_ms: float
     uplink_bytes: int = 0
     edge_ms: float = 0.0
     downlink_bytes: int = 0
+    device_samples_ms: tuple[float, ...] = ()
 
     @property
     def local(self) -> bool:
@@ -42,6 +44,7 @@ class SimResult:
     delivered_at_ms: list[float] = field(default_factory=list)
     stale: int = 0  # replaced by a newer frame, or past the deadline
     expired: int = 0  # of which: lost to the network (missed the deadline, or skipped behind unanswered frames)
+    rescued: int = 0  # offloads given up on and computed locally instead
     deadline_ms: float = 2000.0
     choices: list[str] = field(default_factory=list)
 
@@ -73,12 +76,19 @@ def fixed(cost: ModeCost) -> Chooser:
 
 def simulate(choose: Chooser, frames: int, fps: float, uplink: Direction, downlink: Direction, *,
              window: int = 2, deadline_ms: float = 2000.0, observe: Observer | None = None,
-             probe: Prober | None = None, start_ms: float = 0.0, name: str = "") -> SimResult:
+             probe: Prober | None = None, rescue_after: Callable[[ModeCost], float] | None = None,
+             rescue_with: ModeCost | None = None, start_ms: float = 0.0, seed: int = 0, name: str = ""
+             ) -> SimResult:
     """Replay ``frames`` captures at ``fps`` through the policy: ``choose`` picks each frame's mode (told
     whether the in-flight window is full; a chooser that still offloads waits for a slot), ``observe`` hears
     about every offload when its result (or its deadline) comes, and ``probe`` may send a copy of a locally
     computed frame once it is done (its result only feeds ``observe``). The first capture happens at
-    ``start_ms`` of link time (to replay a trace from where a real run met it)."""
+    ``start_ms`` of link time (to replay a trace from where a real run met it). Device times are drawn from a
+    cost's measured samples, frame ``i`` always at the same (seeded) quantile whatever its mode, so that runs
+    of different modes differ only by their modes (common random numbers). A probe re-sends the last payload
+    of its mode (the device keeps it), so only the first probe of a mode never offloaded costs compute.
+    With ``rescue_after`` (ms after sending) the device gives up waiting for an offload's result and computes
+    that frame with ``rescue_with`` (local) as soon as it is free; the frame gets whichever result is first."""
     period = 1000.0 / fps
     result = SimResult(name, frames, deadline_ms=deadline_ms)
     # What the device learns (a result, or a deadline passing) reaches the policy only when it happens.
@@ -86,6 +96,23 @@ def simulate(choose: Chooser, frames: int, fps: float, uplink: Direction, downli
     device_free, edge_free = 0.0, 0.0
     slots = [0.0] * window  # when each in-flight slot frees up
     next_frame = 0
+    quantiles = np.random.default_rng(seed).random(frames)
+    encoded: set[str] = set()  # modes with a payload the device could re-send as a probe
+    rescues: list[tuple[float, int, float, float]] = []  # (give-up time, frame, capture, network result)
+
+    def record(capture: float, output: float) -> None:
+        if output - capture > deadline_ms:
+            result.stale += 1
+            result.expired += 1
+        else:
+            result.latencies_ms.append(output - capture)
+            result.delivered_at_ms.append(capture)
+
+    def device_ms(cost: ModeCost, frame: int) -> float:
+        if not cost.device_samples_ms:
+            return cost.device_ms
+        samples = sorted(cost.device_samples_ms)
+        return samples[int(quantiles[frame] * len(samples))]
 
     def offload(cost: ModeCost, sent: float) -> float:
         nonlocal edge_free
@@ -94,9 +121,15 @@ def simulate(choose: Chooser, frames: int, fps: float, uplink: Direction, downli
         edge_free = edge_start + cost.edge_ms
         return downlink.send_message(max(cost.downlink_bytes, 1), edge_free)
 
-    while next_frame < frames:
+    while next_frame < frames or rescues:
         # The policy decides when the device is free; only an offload needs a free in-flight slot.
-        ready = max(device_free, start_ms + next_frame * period)
+        ready = max(device_free, start_ms + next_frame * period) if next_frame < frames else math.inf
+        if rescues and max(device_free, rescues[0][0]) <= ready:  # a frame given up on comes first
+            at, frame, capture, output = heapq.heappop(rescues)
+            device_free = max(device_free, at) + device_ms(rescue_with, frame)
+            result.rescued += 1
+            record(capture, min(output, device_free))
+            continue
         while news and news[0][0] <= ready:
             _, _, cost, capture_ms, sent_ms, result_ms = heapq.heappop(news)
             observe(cost, capture_ms, sent_ms, result_ms)
@@ -111,27 +144,30 @@ def simulate(choose: Chooser, frames: int, fps: float, uplink: Direction, downli
         if network_bound:
             result.expired += skipped  # lost to the link: the window was full of unanswered frames
         result.choices.append(cost.name)
-        done_compute = start + cost.device_ms
+        done_compute = start + device_ms(cost, newest)
         if cost.local:
             output = device_free = done_compute
             copy = probe(done_compute) if probe is not None else None
             if copy is not None:
-                device_free = done_compute + copy.device_ms
+                device_free = done_compute + (0.0 if copy.name in encoded else device_ms(copy, newest))
+                encoded.add(copy.name)
                 probed = offload(copy, device_free)
                 if observe is not None:
                     heapq.heappush(news, (min(probed, capture + deadline_ms), newest, copy, capture, device_free,
                                           probed))
         else:
+            encoded.add(cost.name)
             output = offload(cost, done_compute)
             device_free = done_compute
-            heapq.heapreplace(slots, min(output, capture + deadline_ms))
             if observe is not None:
                 heapq.heappush(news, (min(output, capture + deadline_ms), newest, cost, capture, done_compute, output))
-        if output - capture > deadline_ms:
-            result.stale += 1
-            result.expired += 1
-        else:
-            result.latencies_ms.append(output - capture)
-            result.delivered_at_ms.append(capture)
+            give_up = done_compute + rescue_after(cost) if rescue_after is not None else math.inf
+            if output > give_up and give_up < capture + deadline_ms:
+                heapq.heapreplace(slots, give_up)  # the device stops waiting for it: its slot is free again
+                heapq.heappush(rescues, (give_up, newest, capture, output))
+                next_frame = newest + 1
+                continue
+            heapq.heapreplace(slots, min(output, capture + deadline_ms))
+        record(capture, output)
         next_frame = newest + 1
     return result

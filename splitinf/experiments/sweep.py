@@ -64,7 +64,8 @@ def run_point(cost: ModeCost, uplink: str, args: argparse.Namespace) -> SimResul
 
 
 def crossovers(rows: list[dict], modes: list[str]) -> dict[str, float | None]:
-    """Lowest constant rate where split beats JPEG, and highest where local beats every offload (p50)."""
+    """Highest constant rate where split beats JPEG, highest where local beats every offload, and lowest
+    where JPEG beats local (p50)."""
     constant = [r for r in rows if r["link_kind"] == "constant"]
     by_rate: dict[float, dict[str, float]] = {}
     for r in constant:
@@ -74,8 +75,10 @@ def crossovers(rows: list[dict], modes: list[str]) -> dict[str, float | None]:
                         if splits and min(p[s] for s in splits) < p["jpeg"]]
     local_best = [rate for rate, p in sorted(by_rate.items())
                   if p["local"] < min(v for k, v in p.items() if k != "local")]
+    jpeg_beats_local = [rate for rate, p in sorted(by_rate.items()) if p["jpeg"] < p["local"]]
     return {"split_beats_jpeg_up_to_mbit": max(split_beats_jpeg) if split_beats_jpeg else None,
-            "local_beats_offload_below_mbit": max(local_best) if local_best else None}
+            "local_beats_offload_below_mbit": max(local_best) if local_best else None,
+            "jpeg_beats_local_from_mbit": min(jpeg_beats_local) if jpeg_beats_local else None}
 
 
 def validate_with_relay(args: argparse.Namespace, checkpoint: str | None, points: list[tuple[str, str]]) -> list[dict]:

@@ -17,7 +17,7 @@ import json
 import socket as pysocket
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -55,6 +55,7 @@ class FrameRecord:
     uplink_bytes: int = 0
     mode: str = ""
     probe: bool = False  # a copy of a frame already answered locally, sent only to measure the link
+    give_up_ms: float = 0.0  # --mode auto: after this long without a result, compute the frame locally
 
 
 @dataclass
@@ -153,6 +154,9 @@ class DeviceClient:
         self.late_results = 0
         self.reconnects = 0
         self.probes: Counter[str] = Counter({"sent": 0, "answered": 0, "uplink_bytes": 0})  # auto's link probes
+        self._last_payload: dict[str, tuple[bytes, Geometry, str, str]] = {}  # per mode: what a probe re-sends
+        self._rescues: deque[FrameRecord] = deque()  # auto: offloads given up on, to compute locally
+        self.rescued = 0
         self.in_flight: dict[int, FrameRecord] = {}
         self.lock = threading.Lock()
         self.room = threading.Condition(self.lock)
@@ -184,7 +188,10 @@ class DeviceClient:
     # --- the run -------------------------------------------------------------------------------------------
 
     def run(self, source: FrameSource, max_frames: int | None = None) -> dict:
+        self._warm_up()
         self.started_ns = time.perf_counter_ns()
+        if self.policy is not None and source.fps > 0:
+            self.policy.frame_period_ms = 1000.0 / source.fps  # how long a busy device makes frames wait
         io = None
         if self.mode != "local":
             self._outbox, self._inbox = transport.inproc_pair("device-out")
@@ -205,8 +212,15 @@ class DeviceClient:
         try:
             self._process(slot)
             with self.lock:  # let the frames in flight come back (or expire)
-                while self.in_flight and not self.stop.is_set():
+                while (self.in_flight or self._rescues) and not self.stop.is_set():
                     self.room.wait(0.05)
+                    if self._rescues:  # (given up on while we waited: still ours to answer)
+                        record = self._rescues.popleft()
+                        self.lock.release()
+                        try:
+                            self._local(record)
+                        finally:
+                            self.lock.acquire()
         except KeyboardInterrupt:
             pass
         finally:
@@ -223,6 +237,18 @@ class DeviceClient:
         if self.fatal and self.mode != "local":
             raise EdgeRefused(self.fatal)
         return self.summary()
+
+    def _warm_up(self) -> None:
+        """One untimed pass through every compute path this run may take, before the camera starts: first
+        calls allocate kernels and caches and would otherwise make the first frames of each path late."""
+        image = torch.zeros(3, 300, 300, dtype=torch.uint8)
+        with torch.inference_mode():
+            if self.head is not None:
+                self.head([image])
+            if self.mode in ("local", "auto") or self.fallback_local:
+                self.setup.detector([image])
+        if self.mode in ("jpeg", "auto"):
+            jpeg_bytes(image if self.jpeg_size is None else resize_rgb(image, self.jpeg_size), self.jpeg_quality)
 
     def _capture(self, source: FrameSource, max_frames: int | None, slot: LatestFrame) -> None:
         try:
@@ -242,6 +268,11 @@ class DeviceClient:
             with self.lock:  # (auto never waits: a full window makes it compute locally)
                 while self.policy is None and len(self.in_flight) >= self.window and not self.stop.is_set():
                     self.room.wait(0.05)
+            with self.lock:
+                rescue = self._rescues.popleft() if self._rescues else None
+            if rescue is not None:  # an offload given up on: its frame is answered locally, first
+                self._local(rescue)
+                continue
             captured, finished = slot.take(0.05)
             if finished:
                 return
@@ -337,18 +368,23 @@ class DeviceClient:
         return payload, geometries[0], "split", self.setup.codec.name
 
     def _send(self, record: FrameRecord) -> None:
-        prepared = self._payload(record)
+        # A probe only measures the link: it re-sends the last payload of its mode when there is one, so that
+        # it costs the device no compute (the edge's answer to it is not used).
+        reused = self._last_payload.get(record.mode) if record.probe else None
+        prepared = reused or self._payload(record)
         if prepared is None:
             if not record.probe:  # (a probe's frame is already answered)
                 self._filtered(record)
             return
+        self._last_payload[record.mode] = prepared
         payload, geometry, mode, codec = prepared
         frames = encode(Frame(record.seq, record.captured.captured_ns, mode, tuple(geometry), codec, payload))
         record.uplink_bytes = sum(len(f) for f in frames)
         record.deadline_ns = record.captured.captured_ns + self.deadline_ns
         if self.policy is not None:
+            record.give_up_ms = 0.0 if record.probe else self.policy.give_up_ms(mode)
             device_ms = record.stages.get("head", 0.0) + record.stages.get("encode", 0.0)
-            self.policy.update_mode(mode, device_ms=device_ms, uplink_bytes=record.uplink_bytes)
+            self.policy.update_mode(mode, device_ms=None if reused else device_ms, uplink_bytes=record.uplink_bytes)
         with self.lock:
             self.in_flight[record.seq] = record
             if record.probe:
@@ -496,6 +532,16 @@ class DeviceClient:
             expired = [r for r in self.in_flight.values() if r.deadline_ns and now > r.deadline_ns]
             for record in expired:
                 self.in_flight.pop(record.seq)
+            # --mode auto gives up on an offload long overdue (the link is probably gone) and computes the frame
+            # locally; the late result, if any, is then only counted.
+            overdue = [r for r in self.in_flight.values()
+                       if r.give_up_ms and r.sent_ns and now - r.sent_ns > r.give_up_ms * 1e6]
+            for record in overdue:
+                self.in_flight.pop(record.seq)
+                self._rescues.append(record)
+                self.rescued += 1
+            if overdue:
+                self.room.notify_all()
         for record in expired:
             if self.policy is not None:
                 self.policy.observe_loss(now / 1e6)
@@ -534,6 +580,7 @@ class DeviceClient:
                 "mode": self.mode,
                 "auto_choices": dict(self.policy.choices) if self.policy is not None else None,
                 "probes": dict(self.probes) if self.policy is not None else None,
+                "rescued": self.rescued,
                 "model": self.setup.describe(),
                 "fingerprint": self.setup.fingerprint,
             }

@@ -2,11 +2,16 @@
 capture-to-output latency, among the modes it is given (give it only those accurate enough: the device's
 ``--auto-modes``).
 
-Expected latency of an offload = device compute + uplink bytes ÷ estimated uplink rate + edge compute +
-the base round trip; of ``local`` = the device's compute for the whole model. The uplink rate is estimated
-from the timing of replies (an exponentially weighted average that forgets within about a second); a frame
-that gets no answer (deadline passed, edge lost) counts as a rate of zero, so an outage falls back to local
-inference at once. While local is chosen, a copy of one frame per ``probe_ms`` is offloaded as well (the
+Expected latency of an offload = the frame's age when the device gets to it + device compute + uplink bytes
+÷ estimated uplink rate + edge compute + the base round trip; of ``local`` = age + the device's compute for
+the whole model. The age term matters: a mode that keeps the device busy longer than the camera's frame
+period makes every frame wait. An offload is chosen only when it is expected to be faster than local by
+``margin`` (20 %): it carries the link's variance (a dip, an outage onset), local does not.
+
+The uplink rate is estimated from the timing of replies (an exponentially weighted average that forgets
+within about a second); a frame that gets no answer (deadline passed, or three times its expected latency:
+``give_up_ms``) counts as a rate of zero, so an outage falls back to local inference at once — and the device
+computes the frame it gave up on locally. While local wins, a copy of a frame is offloaded now and then (the
 frame's own result still comes from local inference, so probing an outage costs no latency) so that the
 policy notices when the link comes back. The policy is pure (times in ms are passed in), so the device
 runtime and the discrete-event simulator run the very same code.
@@ -31,56 +36,76 @@ class ModeEstimate:
 
 class AdaptivePolicy:
     def __init__(self, modes: list[ModeEstimate], *, initial_rate_bps: float = 1e6, half_life_ms: float = 250.0,
-                 probe_ms: float = 1000.0, base_rtt_ms: float = 40.0) -> None:
+                 probe_ms: float = 1000.0, max_probe_ms: float = 8000.0, base_rtt_ms: float = 40.0,
+                 frame_period_ms: float = 0.0, margin: float = 0.2) -> None:
         if not any(m.local for m in modes):
             raise ValueError("the adaptive policy needs a local mode to fall back to")
         self.modes = {m.name: m for m in modes}
         self.rate_bps = initial_rate_bps
         self.half_life_ms, self.probe_ms, self.base_rtt_ms = half_life_ms, probe_ms, base_rtt_ms
+        self.frame_period_ms = frame_period_ms
+        self.margin = margin
+        self.max_probe_ms = max(max_probe_ms, probe_ms)
+        self.probe_interval_ms = probe_ms  # doubles while probes keep finding local faster
         self.last_update_ms = 0.0
         self.last_offload_ms = -1e18
-        self.outstanding: list[tuple[float, float]] = []  # (sent ms, expected latency ms) of unanswered offloads
+        self.outstanding: list[tuple[float, float]] = []  # (sent ms, give-up delay ms) of unanswered offloads
         self.choices: dict[str, int] = {name: 0 for name in self.modes}
         self.probes = 0  # copies of locally computed frames offloaded to measure the link
 
+    def age_ms(self, mode: ModeEstimate) -> float:
+        """How old a frame is, on average, when the device gets to it in this mode: a device that computes
+        longer than the camera's frame period is always busy, and takes the newest frame half a period after
+        its capture on average; a faster one is idle when each frame arrives."""
+        return self.frame_period_ms / 2 if mode.device_ms > self.frame_period_ms else 0.0
+
     def expected_ms(self, mode: ModeEstimate) -> float:
         if mode.local:
-            return mode.device_ms
+            return mode.device_ms + self.age_ms(mode)
         if self.rate_bps <= 0:
             return float("inf")
-        return mode.device_ms + mode.uplink_bytes * 8 / self.rate_bps * 1000 + mode.edge_ms + self.base_rtt_ms
+        return (mode.device_ms + self.age_ms(mode) + mode.uplink_bytes * 8 / self.rate_bps * 1000 + mode.edge_ms
+                + self.base_rtt_ms)
 
     def choose(self, now_ms: float, window_full: bool = False) -> str:
         """The mode for a frame starting now; ``window_full``: no offload can be sent now (too many frames
         in flight), so only local is possible — and no offload is promised that will never be sent."""
         if self.outstanding:  # an answer far later than expected: the link is probably gone
-            sent, expected = self.outstanding[0]
-            if now_ms - sent > max(3 * expected, 300.0) and self.rate_bps > 0:
+            sent, give_up = self.outstanding[0]
+            if now_ms - sent > give_up and self.rate_bps > 0:
                 self.rate_bps = 0.0
                 self.outstanding.pop(0)
         candidates = [m for m in self.modes.values() if m.local or not window_full]
-        best = min(candidates, key=self.expected_ms)
+        best = min(candidates, key=lambda m: self.expected_ms(m) * (1.0 if m.local else 1.0 + self.margin))
         if not best.local:
             self._sent(now_ms, best)
+            self.probe_interval_ms = self.probe_ms  # the link is worth using: probe promptly after the next outage
         self.choices[best.name] += 1
         return best.name
 
     def probe(self, now_ms: float) -> str | None:
-        """While local wins: once per ``probe_ms``, the offload mode in which to send a *copy* of the frame just
-        computed locally, so that the link's rate is measured again without making that frame wait on it.
-        The copy costs the device least in the mode with the least device compute (JPEG)."""
+        """While local wins: the offload mode in which to send a *copy* of the frame just computed locally, so
+        that the link's rate is measured again without making that frame wait on it — after ``probe_ms`` of
+        local frames, then twice as long after each probe that left local ahead (up to ``max_probe_ms``): the
+        copy still costs the device its encoding. It costs least in the mode with the least device compute."""
         offloads = [m for m in self.modes.values() if not m.local]
-        if not offloads or now_ms - self.last_offload_ms < self.probe_ms:
+        if not offloads or now_ms - self.last_offload_ms < self.probe_interval_ms:
             return None
         mode = min(offloads, key=lambda m: m.device_ms)
         self._sent(now_ms, mode)
         self.probes += 1
+        self.probe_interval_ms = min(2 * self.probe_interval_ms, self.max_probe_ms)
         return mode.name
+
+    def give_up_ms(self, name: str) -> float:
+        """How long after sending an offload of this mode the device stops waiting for it: it then takes the
+        link for gone and computes that frame locally (it still has it)."""
+        expected = self.expected_ms(self.modes[name]) - self.age_ms(self.modes[name])
+        return max(3 * expected, 300.0) if expected != float("inf") else 1000.0
 
     def _sent(self, now_ms: float, mode: ModeEstimate) -> None:
         self.last_offload_ms = now_ms
-        expected = self.expected_ms(mode)
-        self.outstanding.append((now_ms, expected if expected != float("inf") else 1000.0))
+        self.outstanding.append((now_ms, self.give_up_ms(mode.name)))
 
     def _blend(self, sample_bps: float, now_ms: float) -> None:
         weight = 0.5 ** (max(now_ms - self.last_update_ms, 0.0) / self.half_life_ms)

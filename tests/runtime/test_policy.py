@@ -14,7 +14,8 @@ MODES = [ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 40.0),
 
 
 def fresh() -> AdaptivePolicy:
-    return AdaptivePolicy([ModeEstimate(m.name, m.device_ms, m.uplink_bytes, m.edge_ms) for m in MODES])
+    return AdaptivePolicy([ModeEstimate(m.name, m.device_ms, m.uplink_bytes, m.edge_ms) for m in MODES],
+                          frame_period_ms=100)  # a 10 fps camera: local's 160 ms makes frames wait
 
 
 def feed(policy: AdaptivePolicy, rate_bps: float, start_ms: float, seconds: float) -> list[str]:
@@ -48,9 +49,23 @@ def test_outage_falls_back_to_local_and_probes_back():
     probes = policy.probes
     during = feed(policy, 0, 2000, 3)
     assert during[-20:] == ["local"] * 20  # within a second of silence every frame is computed locally …
-    assert policy.probes - probes >= 2  # … and a copy of one a second still probes the link
+    assert policy.probes - probes >= 1  # … and copies of frames still probe the link (1 s, then 2 s, 4 s …)
     after = feed(policy, 5e6, 5000, 3)
     assert after[-5:] != ["local"] * 5
+
+
+def test_offloads_only_when_clearly_faster_and_counts_the_age_of_frames():
+    policy = fresh()
+    local, split = policy.modes["local"], policy.modes["split"]
+    assert policy.expected_ms(local) == 160 + 50  # busy longer than a frame period: frames wait half a period
+    policy.rate_bps = 2e6
+    assert policy.expected_ms(split) == 50 + 2_500 * 8 / 2e6 * 1000 + 30 + 40  # idle between frames: no wait
+    split.device_ms = 100  # split: 180 ms expected against local's 210, faster but not by 20 %: not worth the risk
+    policy.modes.pop("jpeg")
+    assert policy.choose(0.0) == "local"
+    split.device_ms = 90  # 170 ms: clearly faster
+    assert policy.choose(100.0) == "split"
+    assert policy.give_up_ms("split") == 3 * 170  # it waits for a result three times as long as expected
 
 
 def test_simulated_auto_beats_fixed_modes_on_a_link_with_an_outage():
@@ -87,3 +102,18 @@ def test_device_auto_chooses_only_among_the_modes_it_is_given():
         DeviceClient(setup, "tcp://127.0.0.1:9", mode="auto", auto_modes=("jpeg", "split"))
     with pytest.raises(ValueError, match="must include local"):
         DeviceClient(setup, "tcp://127.0.0.1:9", mode="auto", auto_modes=("local", "jpg"))
+
+
+def test_simulated_rescue_answers_a_frame_stuck_in_an_outage_locally():
+    local, jpeg = ModeCost("local", 160.0), ModeCost("jpeg", 5.0, 20_000, 40.0, 300)
+
+    def uplink():
+        return Direction(WithOutages(ConstantRate(5e6), [(0.0, 5_000.0)]), delay_ms=20)
+
+    def down():
+        return Direction(ConstantRate(20e6), delay_ms=20)
+
+    stuck = simulate(fixed(jpeg), 1, 10, uplink(), down())
+    rescued = simulate(fixed(jpeg), 1, 10, uplink(), down(), rescue_after=lambda cost: 300.0, rescue_with=local)
+    assert stuck.stale == 1 and stuck.latencies_ms == []  # the outage outlasts the 2 s deadline
+    assert rescued.rescued == 1 and rescued.latencies_ms == [5.0 + 300.0 + 160.0]
