@@ -96,9 +96,12 @@ def validate_with_relay(args: argparse.Namespace, checkpoint: str | None, points
                                               "--deadline-ms", "5000"])
                 first_capture_ms = relay.link_ms(min(f["captured_s"] for f in frames))  # where the run met the trace
             stage = {k: v["p50"] for k, v in summary["latency_ms"].items()}
+            device = tuple(sum(f["stages_ms"].get(k, 0.0) for k in ("head", "encode", "local"))
+                           for f in frames if f["outcome"] in ("edge", "local"))  # this run's own spread
             cost = ModeCost(mode, stage.get("head", 0) + stage.get("encode", 0) + stage.get("local", 0),
                             int(summary["bytes_per_frame"]) if mode != "local" else 0,
-                            stage.get("decode", 0) + stage.get("tail", 0), int(summary["downlink_bytes_per_frame"]))
+                            stage.get("decode", 0) + stage.get("tail", 0), int(summary["downlink_bytes_per_frame"]),
+                            device_samples_ms=device)
             sim = simulate(fixed(cost), args.relay_frames, args.fps, link(uplink, args.delay_ms),
                            link(DOWNLINK, args.delay_ms), deadline_ms=5000, start_ms=first_capture_ms)
             real = stage.get("total", float("nan"))
