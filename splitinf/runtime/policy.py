@@ -86,8 +86,9 @@ class AdaptivePolicy:
     def probe(self, now_ms: float) -> str | None:
         """While local wins: the offload mode in which to send a *copy* of the frame just computed locally, so
         that the link's rate is measured again without making that frame wait on it — after ``probe_ms`` of
-        local frames, then twice as long after each probe that left local ahead (up to ``max_probe_ms``): the
-        copy still costs the device its encoding. It costs least in the mode with the least device compute."""
+        local frames, then twice as long after each probe that left local ahead (up to ``max_probe_ms``), since
+        every probe loads the link and the edge. The mode with the least device compute is picked (the device
+        re-sends that mode's last payload when it has one, so a probe usually costs it no compute at all)."""
         offloads = [m for m in self.modes.values() if not m.local]
         if not offloads or now_ms - self.last_offload_ms < self.probe_interval_ms:
             return None
