@@ -9,11 +9,14 @@ convolutions and a linear layer: about 2 % of the head's multiply-adds at the de
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+from splitinf.models import SplittableDetector
 
 FORMAT = "splitinf-prefilter"
 VERSION = 1
@@ -54,6 +57,12 @@ class Prefilter(nn.Module):
     def keep(self, features: Tensor) -> Tensor:
         """Boolean per frame: send it on (True) or filter it (False)."""
         return torch.sigmoid(self(features)) >= self.config.threshold
+
+    def keeps(self, detector: SplittableDetector, images: Sequence[Tensor]) -> bool:
+        """On whole frames, where no head runs anyway: the detector's preprocessing and trunk up to the tap,
+        then :meth:`keep`. True when every frame is worth sending (a device sends one frame at a time)."""
+        x, _ = detector.preprocess(images)
+        return bool(self.keep(detector.trunk[: self.config.tap + 1](x)).all())
 
     def save(self, path: str | Path, metadata: dict | None = None) -> None:
         config = asdict(self.config)

@@ -34,9 +34,6 @@ class Head(nn.Module):
         # A bound method, not a submodule: preprocessing has no weights of its own to carry.
         self._preprocess = detector.preprocess
 
-    def preprocess(self, images: Sequence[Tensor]) -> tuple[Tensor, list[Geometry]]:
-        return self._preprocess(images)
-
     def forward(self, images: Sequence[Tensor]) -> tuple[Tensor, list[Geometry]]:
         x, geometries = self._preprocess(images)
         return self.layers(x), geometries

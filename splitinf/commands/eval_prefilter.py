@@ -53,7 +53,6 @@ def main(args: argparse.Namespace) -> int:
     head = Head(detector, None if bottleneck else "s16", bottleneck)
     tail = Tail(detector, None if bottleneck else "s16", bottleneck)
     codec = bottleneck.codec() if bottleneck else None
-    trunk = detector.trunk
 
     # 1. held-out frames
     held = set(checkpoint["metadata"].get("held_out", []))
@@ -62,9 +61,8 @@ def main(args: argparse.Namespace) -> int:
     with torch.inference_mode():
         for source in sources:
             image = torch.from_numpy(load_rgb(source)).permute(2, 0, 1).contiguous()
-            x, _ = detector.preprocess([image])
             labels.append(is_positive(detector([image])[0], config.classes, config.score))
-            kept_flags.append(bool(prefilter.keep(trunk[: config.tap + 1](x))[0]))
+            kept_flags.append(prefilter.keeps(detector, [image]))
     kept, labels = np.array(kept_flags), np.array(labels)
     recall = float((kept & labels).sum() / max(labels.sum(), 1))
     precision = float((kept & labels).sum() / max(kept.sum(), 1))
@@ -78,10 +76,9 @@ def main(args: argparse.Namespace) -> int:
                 start = time.perf_counter_ns()
                 features, _ = head([frame])
                 head_ms.append((time.perf_counter_ns() - start) / 1e6)
-                _, _, ms = head.forward_filtered([frame], prefilter)
+                kept, _, ms = head.forward_filtered([frame], prefilter)
                 prefilter_ms.append(ms)
-                x, _ = detector.preprocess([frame])
-                flags.append(bool(prefilter.keep(trunk[: config.tap + 1](x))[0]))
+                flags.append(kept is not None)
                 empties.append(not is_positive(detector([frame])[0], config.classes, config.score))
                 payload.append(len(codec.compress(features[0])) if codec else features.numel())
             flags, empties = np.array(flags), np.array(empties)
@@ -104,8 +101,7 @@ def main(args: argparse.Namespace) -> int:
             detections = tail(received, geometries)[0]
             results = to_coco_results(record.id, detections, set(config.classes))
             plain += results
-            x, _ = detector.preprocess([image])
-            if bool(prefilter.keep(trunk[: config.tap + 1](x))[0]):
+            if prefilter.keeps(detector, [image]):
                 filtered += results
     ids = [r.id for r in images]
     ap_plain = coco_ap(truth, plain, category_ids=list(config.classes), image_ids=ids)["ap"]

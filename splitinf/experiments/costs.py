@@ -88,7 +88,6 @@ def measure_costs(detector: SplittableDetector, checkpoints: list[str], *, jpeg_
             encoded.append((codec.compress(latent[0]), geometry))
 
         device_times = _times_ms(device, images)
-        payload, geometry = encoded[-1]
         edge_ms = _median_ms(lambda item, tail=tail, codec=codec: tail(codec.decompress(item[0])[None], item[1]),
                              encoded[-len(images):])
         size = int(np.mean([_frame_bytes(p, codec.name) for p, _ in encoded]))

@@ -169,6 +169,8 @@ class DeviceClient:
     # --- accounting (called with or without the lock; takes it) ---------------------------------------------
 
     def _finish(self, outcome: Outcome, record: FrameRecord | None) -> None:
+        if record is not None and record.probe:  # a probe's frame was answered locally: nothing to account
+            return
         with self.lock:
             self.counts[outcome.outcome] += 1
             if outcome.reason:
@@ -211,16 +213,15 @@ class DeviceClient:
         capture.start()
         try:
             self._process(slot)
-            with self.lock:  # let the frames in flight come back (or expire)
-                while (self.in_flight or self._rescues) and not self.stop.is_set():
+            while not self.stop.is_set():  # let the frames in flight come back (or expire, or be rescued)
+                rescue = self._take_rescue()
+                if rescue is not None:
+                    self._local(rescue)
+                    continue
+                with self.lock:
+                    if not self.in_flight and not self._rescues:
+                        break
                     self.room.wait(0.05)
-                    if self._rescues:  # (given up on while we waited: still ours to answer)
-                        record = self._rescues.popleft()
-                        self.lock.release()
-                        try:
-                            self._local(record)
-                        finally:
-                            self.lock.acquire()
         except KeyboardInterrupt:
             pass
         finally:
@@ -268,8 +269,7 @@ class DeviceClient:
             with self.lock:  # (auto never waits: a full window makes it compute locally)
                 while self.policy is None and len(self.in_flight) >= self.window and not self.stop.is_set():
                     self.room.wait(0.05)
-            with self.lock:
-                rescue = self._rescues.popleft() if self._rescues else None
+            rescue = self._take_rescue()
             if rescue is not None:  # an offload given up on: its frame is answered locally, first
                 self._local(rescue)
                 continue
@@ -295,6 +295,11 @@ class DeviceClient:
             else:
                 self._send(record)
 
+    def _take_rescue(self) -> FrameRecord | None:
+        """An offload --mode auto gave up on (see :meth:`_expire`), whose frame is still ours to answer."""
+        with self.lock:
+            return self._rescues.popleft() if self._rescues else None
+
     def _choose(self) -> tuple[str, str | None]:
         """--mode auto: (this frame's mode, the mode of a copy that probes the link while local wins)."""
         if not self.connected.is_set():
@@ -309,8 +314,7 @@ class DeviceClient:
         """The prefilter on its own (jpeg and local modes): False when the frame was filtered."""
         t0 = time.perf_counter_ns()
         with torch.inference_mode():
-            x, _ = self.setup.detector.preprocess([record.captured.image])
-            keep = bool(self.prefilter.keep(self.setup.detector.trunk[: self.prefilter.config.tap + 1](x)).all())
+            keep = self.prefilter.keeps(self.setup.detector, [record.captured.image])
         self._emulate_slower_board(t0)
         record.stages["prefilter"] = (time.perf_counter_ns() - t0) / 1e6
         if not keep:
@@ -373,8 +377,7 @@ class DeviceClient:
         reused = self._last_payload.get(record.mode) if record.probe else None
         prepared = reused or self._payload(record)
         if prepared is None:
-            if not record.probe:  # (a probe's frame is already answered)
-                self._filtered(record)
+            self._filtered(record)
             return
         self._last_payload[record.mode] = prepared
         payload, geometry, mode, codec = prepared
@@ -466,8 +469,7 @@ class DeviceClient:
                 self._lost()
                 with self.lock:
                     self.in_flight.pop(seq, None)
-                if not record.probe:
-                    self._drop(record, "failed", "edge unreachable")
+                self._drop(record, "failed", "edge unreachable")
 
     def _receive(self, sock) -> None:
         while True:
@@ -524,7 +526,7 @@ class DeviceClient:
         if error.seq is not None:
             with self.lock:
                 record = self.in_flight.pop(error.seq, None)
-            if record is not None and not record.probe:
+            if record is not None:
                 self._drop(record, "failed", f"edge error {error.code}")
 
     def _expire(self, now: int) -> None:
@@ -545,16 +547,14 @@ class DeviceClient:
         for record in expired:
             if self.policy is not None:
                 self.policy.observe_loss(now / 1e6)
-            if not record.probe:
-                self._drop(record, "stale", "deadline passed")
+            self._drop(record, "stale", "deadline passed")
 
     def _fail_in_flight(self, reason: str) -> None:
         with self.lock:
             records = list(self.in_flight.values())
             self.in_flight.clear()
         for record in records:
-            if not record.probe:
-                self._drop(record, "failed", reason)
+            self._drop(record, "failed", reason)
 
     # --- the summary -----------------------------------------------------------------------------------------
 
