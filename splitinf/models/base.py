@@ -67,6 +67,11 @@ class SplittableDetector(nn.Module):
         """Feature maps → detections in original-image pixels (``boxes`` x1y1x2y2, ``scores``, ``labels``)."""
         raise NotImplementedError
 
+    def anchor_outputs(self, maps: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """Feature maps → per-anchor (foreground class logits [N, A, K], scored by a sigmoid each; box
+        regression [N, A, 4]) before decoding and NMS: what output distillation compares."""
+        raise NotImplementedError(f"{self.name} does not expose per-anchor sigmoid outputs")
+
     def forward(self, images: Sequence[Tensor]) -> Detections:
         """The unsplit model."""
         raise NotImplementedError

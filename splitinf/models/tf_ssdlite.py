@@ -62,10 +62,14 @@ class TFSSDLite(SplittableDetector):
         size = tuple(self.input_size)
         return batch, [Geometry((int(im.shape[-2]), int(im.shape[-1])), size, size) for im in images]
 
-    def detect(self, maps: list[Tensor], geometries: Sequence[Geometry]) -> Detections:
+    def anchor_outputs(self, maps: list[Tensor]) -> tuple[Tensor, Tensor]:
         outputs = self.head(maps)
-        boxes = decode_boxes(outputs["bbox_regression"], self.anchors)
-        scores = torch.sigmoid(outputs["cls_logits"])[..., 1:]  # sigmoid per class; column 0 is background
+        return outputs["cls_logits"][..., 1:], outputs["bbox_regression"]  # column 0 is the unused background
+
+    def detect(self, maps: list[Tensor], geometries: Sequence[Geometry]) -> Detections:
+        logits, regression = self.anchor_outputs(maps)
+        boxes = decode_boxes(regression, self.anchors)
+        scores = torch.sigmoid(logits)  # a sigmoid per class, as TF's SSD
         detections = []
         for image_boxes, image_scores, geometry in zip(boxes, scores, geometries):
             kept_boxes, kept_scores, classes = multiclass_nms(

@@ -3,13 +3,15 @@
 The teacher is frozen. The student is the teacher with a bottleneck injected: trunk[: tap + 1] (shared with
 the teacher, frozen) → encoder → quantizer → decoder (stem + copies of the teacher's blocks, fine-tuned) →
 the teacher's trunk after ``restore`` and its neck (frozen; gradients flow through them). The loss is the
-GHND sum over the feature maps the detection heads consume (or HND: the error at ``restore``) plus
-``beta`` × kilobytes per frame from the learned entropy model. Images: VOC2007 trainval photos and video
-frames with random crops, scales and flips — never COCO.
+GHND sum over the feature maps the detection heads consume (or HND: the error at ``restore``; or
+``detect``: GHND plus distillation of the per-anchor scores and boxes) plus ``beta`` × kilobytes per frame
+from the learned entropy model. ``--init`` fine-tunes a trained checkpoint. Images: VOC2007 trainval photos
+and video frames with random crops, scales and flips — never COCO.
 
 Example (the checkpoints in ``checkpoints/`` were made this way; see their metadata for exact commands):
 
     splitinf train --tap 6 --restore 13 --channels 16 --beta 0.02 --steps 1500 --out checkpoints/s8_b002.pt
+    splitinf train --init checkpoints/s8_b002.pt --loss detect --lr 3e-4 --steps 500 --out checkpoints/s8_b002_d.pt
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from splitinf.bottleneck import Bottleneck, BottleneckConfig
-from splitinf.bottleneck.distill import ghnd_loss, hnd_loss, per_map_errors
+from splitinf.bottleneck import Bottleneck, BottleneckConfig, load_for
+from splitinf.bottleneck.distill import ghnd_loss, hnd_loss, output_distillation_loss, per_map_errors
 from splitinf.label_free import load_rgb, random_crop, video_sources, voc_photos
 from splitinf.models import build_detector, detector_names, detector_spec
 
@@ -43,7 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=64, help="encoder/decoder hidden channels (default 64)")
     parser.add_argument("--stride", type=int, default=2, choices=(1, 2), help="encoder stride (default 2)")
     parser.add_argument("--codec", default="entropy", choices=("entropy", "minmax8"))
-    parser.add_argument("--loss", default="ghnd", choices=("ghnd", "hnd"))
+    parser.add_argument("--loss", default="ghnd", choices=("ghnd", "hnd", "detect"),
+                        help="ghnd: error of every feature map the detection heads read (default); hnd: error at "
+                             "--restore; detect: ghnd plus the error of the per-anchor scores and boxes")
+    parser.add_argument("--init", default=None, metavar="CKPT",
+                        help="fine-tune this trained checkpoint (its tap, restore, channels, width, stride and "
+                             "codec replace those options)")
     parser.add_argument("--beta", type=float, default=0.02, help="rate weight per KB/frame (default 0.02)")
     parser.add_argument("--steps", type=int, default=1500, help="optimizer steps (default 1500)")
     parser.add_argument("--batch", type=int, default=16, help="images per step (default 16)")
@@ -142,8 +149,17 @@ def main(args: argparse.Namespace) -> int:
     teacher = build_detector(args.model, weights=args.weights or spec.default_weights).to(device)
     for p in teacher.parameters():
         p.requires_grad_(False)
-    config = BottleneckConfig(args.model, args.tap, args.restore, args.channels, args.width, args.stride, args.codec)
-    bottleneck = Bottleneck(config, teacher.trunk, teacher.trunk_channels()).to(device)
+    if args.init:
+        bottleneck = load_for(args.init, teacher).to(device)
+        config = bottleneck.config
+    else:
+        config = BottleneckConfig(args.model, args.tap, args.restore, args.channels, args.width, args.stride,
+                                  args.codec)
+        bottleneck = Bottleneck(config, teacher.trunk, teacher.trunk_channels()).to(device)
+    bottleneck.requires_grad_(True)  # the copied teacher blocks arrive frozen with the teacher
+    if args.loss == "detect":  # fail now, not after minutes of filling the cache
+        with torch.no_grad():
+            teacher.anchor_outputs(teacher.neck(teacher.trunk(torch.zeros(1, 3, *teacher.input_size, device=device))))
     copied = bottleneck.decoder[3:]
     optimizer = build_optimizer(bottleneck, args.lr)
     peaks = [g["lr"] for g in optimizer.param_groups]
@@ -168,10 +184,15 @@ def main(args: argparse.Namespace) -> int:
             bottleneck.train()
             freeze_batch_norm(copied)
             rebuilt, bits = bottleneck(targets.tap)
-            if args.loss == "ghnd":
+            if args.loss in ("ghnd", "detect"):
                 student_maps = teacher.neck(batches.rest(rebuilt))
                 distill = ghnd_loss(student_maps, targets.maps)
                 errors = per_map_errors(student_maps, targets.maps)
+                if args.loss == "detect":
+                    with torch.no_grad():
+                        wanted = teacher.anchor_outputs(targets.maps)
+                    classes, boxes = output_distillation_loss(teacher.anchor_outputs(student_maps), wanted)
+                    distill = distill + classes + boxes
             else:
                 distill, errors = hnd_loss(rebuilt, targets.middle), []
             kilobytes = bits / args.batch / 8 / 1024
@@ -195,6 +216,7 @@ def main(args: argparse.Namespace) -> int:
         "command": command_line(args), "wall_time_s": round(wall, 1), "device": str(device),
         "torch": str(torch.__version__), "teacher": args.model, "teacher_weights": args.weights or spec.default_weights,
         "images": len(sources), "steps": args.steps, "batch": args.batch, "beta": args.beta, "loss": args.loss,
+        "init": args.init,
     })
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1024:.0f} KB) after {wall / 60:.1f} min; "
           f"fingerprint {bottleneck.fingerprint()}", file=sys.stderr)

@@ -120,3 +120,38 @@ def test_train_command_writes_a_loadable_checkpoint(tmp_path, capsys):
     metadata = t.load(out, weights_only=True)["metadata"]
     assert metadata["command"].startswith("splitinf train") and metadata["steps"] == 2
     assert (tmp_path / "tiny.pt.log.jsonl").read_text().count("distill") >= 1
+
+
+def test_output_distillation_is_zero_for_the_teacher_and_weighs_confident_anchors(coco_val_images):
+    from splitinf.bottleneck.distill import output_distillation_loss
+
+    detector = build_detector("ssdlite_mobilenet_v2_person", weights="pretrained")
+    with torch.no_grad():
+        x, _ = detector.preprocess(coco_val_images[:2])
+        logits, boxes = detector.anchor_outputs(detector.neck(detector.trunk(x)))
+    classes, box_term = output_distillation_loss((logits, boxes), (logits, boxes))
+    assert abs(float(classes)) < 1e-3 and float(box_term) == 0.0
+    assert float(output_distillation_loss((logits + 1.0, boxes), (logits, boxes))[0]) > 0.01
+    # The same box error costs more on the anchor the teacher is most sure of than on its least sure one.
+    confident, doubtful = logits[0, :, 0].argmax(), logits[0, :, 0].argmin()
+    costs = []
+    for anchor in (confident, doubtful):
+        shifted = boxes.clone()
+        shifted[0, anchor] += 1.0
+        costs.append(float(output_distillation_loss((logits, shifted), (logits, boxes))[1]))
+    assert costs[0] > 100 * costs[1] > 0
+
+
+def test_fine_tuning_with_the_detection_loss_trains_the_copied_blocks(tmp_path):
+    first, second = tmp_path / "first.pt", tmp_path / "second.pt"
+    common = ["--steps", "2", "--batch", "2", "--video-step", "200"]
+    assert main(["train", *common, "--channels", "4", "--out", str(first)]) == 0
+    assert main(["train", *common, "--init", str(first), "--loss", "detect", "--channels", "9",
+                 "--out", str(second)]) == 0
+    detector = build_detector("ssdlite_mobilenet_v2_person")
+    before, after = load_for(first, detector), load_for(second, detector)
+    assert after.config == before.config  # the shape comes from --init, not from --channels
+    assert torch.load(second, weights_only=True)["metadata"]["init"] == str(first)
+    copied_block = detector.trunk[after.config.first_copied].state_dict()
+    changed = after.decoder[3].state_dict()
+    assert any(not torch.equal(copied_block[k], changed[k]) for k in copied_block if k.endswith("weight"))
