@@ -117,3 +117,19 @@ def test_simulated_rescue_answers_a_frame_stuck_in_an_outage_locally():
     rescued = simulate(fixed(jpeg), 1, 10, uplink(), down(), rescue_after=lambda cost: 300.0, rescue_with=local)
     assert stuck.stale == 1 and stuck.latencies_ms == []  # the outage outlasts the 2 s deadline
     assert rescued.rescued == 1 and rescued.latencies_ms == [5.0 + 300.0 + 160.0]
+
+
+def test_offloads_that_go_unanswered_raise_the_bar_until_answers_return():
+    policy = AdaptivePolicy([ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 40.0)],
+                            frame_period_ms=100)
+    borderline = 20_000 * 8 / 0.075  # jpeg expected in 160 ms, local in 210: faster by more than the margin
+    policy.rate_bps = borderline
+    assert policy.choose(0) == "jpeg"
+    policy.observe_loss(1000)  # … but that offload got no answer
+    policy.rate_bps = borderline  # even with the rate estimate back where it was …
+    assert policy.choose(1100) == "local"  # … 24 % faster is no longer enough
+    for t in range(2000, 20000, 100):  # probes, answered at that same rate, restore the trust
+        if policy.probe(t):
+            policy.observe("jpeg", t, t + 155, 40.0)
+        policy.rate_bps = borderline
+    assert policy.choose(20000) == "jpeg"
