@@ -65,11 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", default=None, help="JSON-lines log (default: OUT with .log.jsonl)")
 
 
+SHAPE_OPTIONS = ("tap", "restore", "channels", "width", "stride", "codec")  # taken from --init when given
+
+
 def command_line(args: argparse.Namespace) -> str:
-    """The ``splitinf train`` command that reproduces this run (every option spelled out)."""
+    """The ``splitinf train`` command that reproduces this run (every option that matters spelled out)."""
     options = []
     for key, value in vars(args).items():
-        if value is not None:
+        if value is not None and not (args.init and key in SHAPE_OPTIONS):
             options += [f"--{key.replace('_', '-')}", str(value)]
     return "splitinf train " + shlex.join(options)
 
