@@ -7,10 +7,10 @@ Expected latency of an offload = the frame's age when the device gets to it + de
 the whole model. The age term matters: a mode that keeps the device busy longer than the camera's frame
 period makes every frame wait. An offload is chosen only when it is expected to be faster than local by
 ``margin`` (20 %): it carries the link's variance (a dip, an outage onset), local does not — plus
-``distrust`` × the share of recent offloads that got no answer in time. Every such frame ends in the latency
-tail (it waits for the give-up, then for local compute), so on a link that keeps dipping between good
-moments (AT&T LTE 2016) only offloads expected to be much faster are worth that risk, while a steady fast
-link keeps the plain margin.
+``distrust`` × the share of recent offloads that got no answer in time (lost probes aside). Every such
+frame ends in the latency tail (it waits for the give-up, then for local compute), so on a link that keeps
+dipping between good moments (AT&T LTE 2016) only offloads expected to be much faster are worth that risk,
+while a steady fast link keeps the plain margin.
 
 The uplink rate is estimated from the timing of replies (an exponentially weighted average that forgets
 within about a second); a frame that gets no answer (deadline passed, or three times its expected latency:
@@ -74,7 +74,8 @@ class AdaptivePolicy:
         self.probe_interval_ms = probe_ms  # doubles while probes keep finding local faster
         self.last_update_ms = 0.0
         self.last_offload_ms = -1e18
-        self.outstanding: list[tuple[float, float]] = []  # (sent ms, give-up delay ms) of unanswered offloads
+        # (sent ms, give-up delay ms, whether a frame waits on it, i.e. not a probe) of unanswered offloads
+        self.outstanding: list[tuple[float, float, bool]] = []
         self.choices: dict[str, int] = {name: 0 for name in self.modes}
         self.probes = 0  # copies of locally computed frames offloaded to measure the link
 
@@ -99,16 +100,15 @@ class AdaptivePolicy:
         """The mode for a frame starting now; ``window_full``: no offload can be sent now (too many frames
         in flight), so only local is possible — and no offload is promised that will never be sent."""
         if self.outstanding:  # an answer far later than expected: the link is probably gone
-            sent, give_up = self.outstanding[0]
+            sent, give_up, _ = self.outstanding[0]
             if now_ms - sent > give_up and self.rate_bps > 0:
                 self.rate_bps = 0.0
-                self.outstanding.pop(0)
-                self._outcome(answered=False)
+                self._settle(answered=False)
         candidates = [m for m in self.modes.values() if m.local or not window_full]
         margin = self.margin + self.distrust * self.unanswered_share
         best = min(candidates, key=lambda m: self.expected_ms(m) * (1.0 if m.local else 1.0 + margin))
         if not best.local:
-            self._sent(now_ms, best)
+            self._sent(now_ms, best, waited_on=True)
             self.probe_interval_ms = self.probe_ms  # the link is worth using: probe promptly after the next outage
         self.choices[best.name] += 1
         return best.name
@@ -124,7 +124,7 @@ class AdaptivePolicy:
         if not offloads or now_ms - self.last_offload_ms < self.probe_interval_ms:
             return None
         mode = min(offloads, key=lambda m: m.device_ms)
-        self._sent(now_ms, mode)
+        self._sent(now_ms, mode, waited_on=False)
         self.probes += 1
         self.probe_interval_ms = min(2 * self.probe_interval_ms, self.max_probe_ms)
         return mode.name
@@ -136,13 +136,19 @@ class AdaptivePolicy:
         expected = self.expected_ms(self.modes[name]) - self.age_ms(self.modes[name])
         return max(3 * expected, 300.0) if expected != float("inf") else 1000.0
 
-    def _sent(self, now_ms: float, mode: ModeEstimate) -> None:
+    def _sent(self, now_ms: float, mode: ModeEstimate, waited_on: bool) -> None:
         self.last_offload_ms = now_ms
-        self.outstanding.append((now_ms, self.give_up_ms(mode.name)))
+        self.outstanding.append((now_ms, self.give_up_ms(mode.name), waited_on))
 
-    def _outcome(self, answered: bool) -> None:
-        w = self.distrust_weight
-        self.unanswered_share = (1 - w) * self.unanswered_share + w * (0.0 if answered else 1.0)
+    def _settle(self, answered: bool) -> None:
+        """The oldest offload was answered or given up on. An answer restores trust; only an offload a frame
+        waited on costs it when lost (a lost probe cost no frame anything, and probing a dead link is its job)."""
+        if not self.outstanding:
+            return
+        _, _, waited_on = self.outstanding.pop(0)
+        if answered or waited_on:
+            w = self.distrust_weight
+            self.unanswered_share = (1 - w) * self.unanswered_share + w * (0.0 if answered else 1.0)
 
     def _blend(self, sample_bps: float, now_ms: float) -> None:
         weight = 0.5 ** (max(now_ms - self.last_update_ms, 0.0) / self.half_life_ms)
@@ -156,18 +162,14 @@ class AdaptivePolicy:
     def observe(self, name: str, sent_ms: float, result_ms: float, edge_ms: float) -> None:
         """An offloaded frame's result came back: its uplink bytes took what the round trip leaves."""
         mode = self.modes[name]
-        if self.outstanding:
-            self.outstanding.pop(0)
-            self._outcome(answered=True)
+        self._settle(answered=True)
         transfer_ms = max(result_ms - sent_ms - edge_ms - self.base_rtt_ms, 1.0)
         self._blend(mode.uplink_bytes * 8 / (transfer_ms / 1000), result_ms)
 
     @locked
     def observe_loss(self, now_ms: float) -> None:
         """An offloaded frame got no answer in time: the link is (nearly) gone."""
-        if self.outstanding:
-            self.outstanding.pop(0)
-            self._outcome(answered=False)
+        self._settle(answered=False)
         self._blend(0.0, now_ms)
         if self.rate_bps < 1e3:
             self.rate_bps = 0.0
