@@ -108,10 +108,14 @@ def simulate(choose: Chooser, frames: int, fps: float, uplink: Direction, downli
             result.latencies_ms.append(output - capture)
             result.delivered_at_ms.append(capture)
 
+    sorted_samples: dict[tuple[float, ...], list[float]] = {}  # sorted once per cost, not once per frame
+
     def device_ms(cost: ModeCost, frame: int) -> float:
         if not cost.device_samples_ms:
             return cost.device_ms
-        samples = sorted(cost.device_samples_ms)
+        samples = sorted_samples.get(cost.device_samples_ms)
+        if samples is None:
+            samples = sorted_samples[cost.device_samples_ms] = sorted(cost.device_samples_ms)
         return samples[int(quantiles[frame] * len(samples))]
 
     def offload(cost: ModeCost, sent: float) -> float:
