@@ -38,12 +38,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device-slowdown", default="auto")
     parser.add_argument("--seeds", type=int, default=5,
                         help="runs per trace and mode, each drawing device times anew; p95s are averaged (default 5)")
+    parser.add_argument("--distrust", type=float, default=None,
+                        help="the policy's extra margin per unit share of unanswered offloads (default: the "
+                             "policy's own; 0 turns it off, for comparison)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
 
 def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace, seed: int = 0):
+    tuning = {} if args.distrust is None else {"distrust": args.distrust}
     policy = AdaptivePolicy([ModeEstimate(c.name, c.device_ms, c.uplink_bytes, c.edge_ms) for c in costs.values()],
-                            base_rtt_ms=2 * args.delay_ms, frame_period_ms=1000 / args.fps)
+                            base_rtt_ms=2 * args.delay_ms, frame_period_ms=1000 / args.fps, **tuning)
 
     def observe(cost: ModeCost, capture: float, sent: float, result: float) -> None:
         if result - capture > args.deadline_ms:
