@@ -7,6 +7,10 @@ with the shipped bottleneck) and once with the adaptive policy choosing per fram
 :class:`~splitinf.runtime.policy.AdaptivePolicy` the device runs. Every frame is accounted for (delivered or
 stale). Each run draws every frame's device time from the measured ones; ``--seeds`` runs per trace and
 mode are averaged, since one run's p95 moves by about a millisecond with those draws alone.
+
+Auto's margin over the best fixed mode is also given per seed (the same draws in both runs) as a mean and a
+standard error, so that a difference can be told from noise; ``--variant`` replays other settings of the
+policy on the same measured costs and seeds, which makes an exact A/B of two policies.
 """
 
 from __future__ import annotations
@@ -38,16 +42,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device-slowdown", default="auto")
     parser.add_argument("--seeds", type=int, default=5,
                         help="runs per trace and mode, each drawing device times anew; p95s are averaged (default 5)")
-    parser.add_argument("--distrust", type=float, default=None,
-                        help="the policy's extra margin per unit share of unanswered offloads (default: the "
-                             "policy's own; 0 turns it off, for comparison)")
+    parser.add_argument("--variant", action="append", default=[], type=policy_variant, metavar="KEY=VALUE[,...]",
+                        help="also replay auto with these policy settings, on the same costs and seeds "
+                             f"(repeatable; keys: {', '.join(TUNABLE)}), e.g. distrust=0 or margin=0.3,distrust=0")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
 
-def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace, seed: int = 0):
-    tuning = {} if args.distrust is None else {"distrust": args.distrust}
+# The policy's tuning knobs a variant may set (the rest follow from the run: base RTT, frame period).
+TUNABLE = ("margin", "distrust", "distrust_weight", "half_life_ms", "probe_ms", "max_probe_ms")
+
+
+def policy_variant(text: str) -> dict[str, float]:
+    """``margin=0.3,distrust=0`` → {"margin": 0.3, "distrust": 0.0}; names the bad part otherwise."""
+    settings = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or key.strip() not in TUNABLE:
+            raise argparse.ArgumentTypeError(f"policy setting {part!r} is not KEY=VALUE with KEY one of "
+                                             f"{', '.join(TUNABLE)}")
+        try:
+            settings[key.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"policy setting {key.strip()} needs a number, got {value!r}") from None
+    return settings
+
+
+def variant_label(settings: dict[str, float]) -> str:
+    return ",".join(f"{k}={v:g}" for k, v in settings.items())
+
+
+def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace, seed: int = 0,
+             tuning: dict[str, float] | None = None):
     policy = AdaptivePolicy([ModeEstimate(c.name, c.device_ms, c.uplink_bytes, c.edge_ms) for c in costs.values()],
-                            base_rtt_ms=2 * args.delay_ms, frame_period_ms=1000 / args.fps, **tuning)
+                            base_rtt_ms=2 * args.delay_ms, frame_period_ms=1000 / args.fps, **(tuning or {}))
 
     def observe(cost: ModeCost, capture: float, sent: float, result: float) -> None:
         if result - capture > args.deadline_ms:
@@ -71,6 +98,20 @@ def run_fixed(cost: ModeCost, trace: str, args: argparse.Namespace, seed: int = 
                     link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, seed=seed, name=cost.name)
 
 
+def summary(autos: list[tuple[SimResult, AdaptivePolicy]], costs: dict[str, ModeCost]) -> dict:
+    """Auto's p95 averaged over seeds, and what it chose, probed and rescued in all of them."""
+    return {"auto_p95_ms": round(float(np.mean([a.percentile(95) for a, _ in autos])), 1),
+            "auto_choices": {m: sum(a.choices.count(m) for a, _ in autos) for m in costs},
+            "probes": sum(p.probes for _, p in autos), "rescued": sum(a.rescued for a, _ in autos)}
+
+
+def paired(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Mean of the per-seed differences a − b and its standard error (0 with a single seed)."""
+    differences = np.subtract(a, b)
+    error = float(np.std(differences, ddof=1) / np.sqrt(len(differences))) if len(differences) > 1 else 0.0
+    return float(np.mean(differences)), error
+
+
 def main(args: argparse.Namespace) -> int:
     wanted = set(args.modes.split(","))
     if "local" not in wanted or not wanted <= {"local", "jpeg", "split"}:
@@ -89,21 +130,28 @@ def main(args: argparse.Namespace) -> int:
     for trace in traces:
         # Each seed draws every frame's device time anew; p95s are averaged over seeds (one run's p95 moves by
         # about a millisecond with the draws alone).
-        fixed_p95 = {name: float(np.mean([run_fixed(cost, trace, args, s).percentile(95) for s in seeds]))
-                     for name, cost in costs.items()}
+        fixed_runs = {name: [run_fixed(cost, trace, args, s).percentile(95) for s in seeds]
+                      for name, cost in costs.items()}
+        fixed_p95 = {name: float(np.mean(p95s)) for name, p95s in fixed_runs.items()}
         best = min(fixed_p95, key=fixed_p95.get)
         autos = [run_auto(costs, trace, args, s) for s in seeds]
         auto_p95 = float(np.mean([a.percentile(95) for a, _ in autos]))
+        margin, error = paired([a.percentile(95) for a, _ in autos], fixed_runs[best])
+        variants = {variant_label(v): summary([run_auto(costs, trace, args, s, v) for s in seeds], costs)
+                    for v in args.variant}
         frames = sum(a.frames for a, _ in autos)
         accounted = sum(len(a.latencies_ms) + a.stale for a, _ in autos)
-        results[trace] = {"auto_p95_ms": round(auto_p95, 1), "best_fixed_p95_ms": round(fixed_p95[best], 1),
+        results[trace] = {**summary(autos, costs), "best_fixed_p95_ms": round(fixed_p95[best], 1),
                           "best_fixed_mode": best, "accounted": accounted, "frames": frames,
-                          "auto_choices": {m: sum(a.choices.count(m) for a, _ in autos) for m in costs},
-                          "probes": sum(p.probes for _, p in autos), "rescued": sum(a.rescued for a, _ in autos)}
+                          "auto_minus_best_ms": round(margin, 2), "standard_error_ms": round(error, 2),
+                          **({"variants": variants} if variants else {})}
         rows.append((trace, results[trace]["auto_p95_ms"], best, results[trace]["best_fixed_p95_ms"],
-                     *[round(fixed_p95[m], 1) for m in costs], f"{accounted}/{frames}"))
+                     f"{margin:+.2f} ± {error:.2f}", *[round(fixed_p95[m], 1) for m in costs],
+                     *[v["auto_p95_ms"] for v in variants.values()], f"{accounted}/{frames}"))
         print(f"{trace}: auto p95 {auto_p95:.1f} ms vs best fixed {best} {fixed_p95[best]:.1f} ms", flush=True)
-    print(format_table(["trace", "auto p95", "best fixed", "its p95", *[f"{m} p95" for m in costs], "accounted"], rows))
+    print(format_table(["trace", "auto p95", "best fixed", "its p95", "auto − best (± s.e.)",
+                        *[f"{m} p95" for m in costs], *[f"auto[{variant_label(v)}]" for v in args.variant],
+                        "accounted"], rows))
     better = sum(r["auto_p95_ms"] < r["best_fixed_p95_ms"] for r in results.values())
     print(f"auto ≤ best fixed on {sum(r['auto_p95_ms'] <= r['best_fixed_p95_ms'] for r in results.values())}"
           f"/{len(results)} traces, strictly better on {better}; p95 averaged over {args.seeds} seeds; "

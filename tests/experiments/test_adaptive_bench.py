@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from splitinf.cli import main
 
 
@@ -14,3 +16,27 @@ def test_bench_adaptive_accounts_for_every_frame_on_every_trace(capsys):
         assert result["best_fixed_mode"] in ("local", "jpeg")
         assert set(result["auto_choices"]) == {"local", "jpeg"}
         assert 0 < result["auto_p95_ms"] <= 2000 and 0 < result["best_fixed_p95_ms"] <= 2000
+
+
+def test_bench_adaptive_replays_policy_variants_on_the_same_costs_and_seeds(capsys):
+    # distrust=1 is the policy's default: replayed on the same costs and seeds it must repeat auto exactly.
+    argv = ["bench", "adaptive", "--modes", "local,jpeg", "--seconds", "6", "--seeds", "3",
+            "--variant", "distrust=1", "--variant", "margin=5", "--json"]
+    assert main(argv) == 0
+    traces = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["traces"]
+    for result in traces.values():
+        default = {key: result[key] for key in ("auto_p95_ms", "auto_choices", "probes", "rescued")}
+        assert result["variants"]["distrust=1"] == default
+        assert result["standard_error_ms"] >= 0
+        assert result["auto_minus_best_ms"] == pytest.approx(result["auto_p95_ms"] - result["best_fixed_p95_ms"],
+                                                             abs=0.11)
+        # margin=5: an offload must be 6× faster than local, which the 40 ms round trip alone rules out.
+        assert result["variants"]["margin=5"]["auto_choices"]["jpeg"] == 0
+
+
+@pytest.mark.parametrize("variant, message", [("margin", "is not KEY=VALUE"), ("speed=2", "is not KEY=VALUE"),
+                                              ("margin=high", "margin needs a number, got 'high'")])
+def test_bench_adaptive_names_a_bad_policy_variant(capsys, variant, message):
+    with pytest.raises(SystemExit):
+        main(["bench", "adaptive", "--variant", variant])
+    assert message in capsys.readouterr().err
