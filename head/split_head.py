@@ -38,13 +38,24 @@ class Head(nn.Module):
         x, geometries = self._preprocess(images)
         return self.layers(x), geometries
 
+    def check_prefilter(self, prefilter: Prefilter) -> None:
+        """Refuse a prefilter that reads a trunk block this head does not run (a bottleneck's encoder may
+        follow an earlier block, e.g. a tap-7 head cannot feed a prefilter trained on block 12)."""
+        tap = prefilter.config.tap
+        if tap >= len(self.layers) or self.layers[tap] is not self._trunk[tap]:
+            raise ValueError(f"the prefilter reads trunk block {tap}, which this head does not run "
+                             f"(it runs blocks 0–{self._last_trunk_block()}); train one on an earlier block "
+                             "(splitinf train-prefilter --tap) or use it without this bottleneck")
+
+    def _last_trunk_block(self) -> int:
+        return max(i for i, layer in enumerate(self.layers) if i < len(self._trunk) and layer is self._trunk[i])
+
     def forward_filtered(self, images: Sequence[Tensor], prefilter: Prefilter
                          ) -> tuple[Tensor | None, list[Geometry], float]:
         """Run the prefilter on the way: (features, or None when it filters the frame; geometry; its ms).
         The head stops at the prefilter's tap when the frame is filtered, so a rejected frame is cheap."""
+        self.check_prefilter(prefilter)
         tap = prefilter.config.tap
-        if tap >= len(self.layers) or self.layers[tap] is not self._trunk[tap]:
-            raise ValueError(f"the prefilter reads trunk block {tap}, which this head does not run")
         x, geometries = self._preprocess(images)
         early = self.layers[: tap + 1](x)
         start = time.perf_counter_ns()

@@ -1,5 +1,7 @@
 """The prefilter: a cheap decision on early features, checkpoints, thresholds, and the device's accounting."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -71,3 +73,12 @@ def test_device_counts_filtered_frames_and_sends_nothing_for_them(threshold, out
                                      fps=5), max_frames=4)
     assert summary["accounted"] == summary["frames"] == 4
     assert summary["counts"][outcome] + summary["counts"]["stale"] == 4 and summary["counts"][outcome] >= 1
+
+
+def test_device_refuses_at_startup_a_prefilter_its_head_cannot_feed():
+    # The committed tap-7 bottleneck's head stops at block 7 and its encoder: a block-12 prefilter cannot run.
+    checkpoint = Path(__file__).resolve().parent.parent / "checkpoints" / "person_s16t7_c32_b0012_d.pt"
+    setup = ModelSetup.build("ssdlite_mobilenet_v2_person", None, None, str(checkpoint))
+    with pytest.raises(ValueError, match=r"reads trunk block 12, which this head does not run \(it runs blocks 0–7\)"):
+        DeviceClient(setup, "tcp://127.0.0.1:9", mode="split", prefilter=make(0.5, tap=12, channels=96))
+    DeviceClient(setup, "tcp://127.0.0.1:9", mode="split", prefilter=make(0.5, tap=6))  # it runs block 6: accepted

@@ -141,6 +141,8 @@ class DeviceClient:
             raise ValueError(f"auto modes must include local and be among {AUTO_MODES}, got {','.join(auto_modes)}")
         uses_head = mode == "split" or (mode == "auto" and "split" in auto_modes)
         self.head = Head(setup.detector, setup.split, setup.bottleneck).eval() if uses_head else None
+        if self.head is not None and prefilter is not None:
+            self.head.check_prefilter(prefilter)  # now, not on every frame
         # --mode auto: start from rough costs (a small board, a 1 Mbit/s link); measurements replace them.
         rough = {"local": ModeEstimate("local", 160.0), "jpeg": ModeEstimate("jpeg", 5.0, 20_000, 60.0),
                  "split": ModeEstimate("split", 60.0, 2_500, 30.0)}
