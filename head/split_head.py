@@ -44,8 +44,8 @@ class Head(nn.Module):
         tap = prefilter.config.tap
         if tap >= len(self.layers) or self.layers[tap] is not self._trunk[tap]:
             raise ValueError(f"the prefilter reads trunk block {tap}, which this head does not run "
-                             f"(it runs blocks 0–{self._last_trunk_block()}); train one on an earlier block "
-                             "(splitinf train-prefilter --tap) or use it without this bottleneck")
+                             f"(it runs blocks 0–{self._last_trunk_block()}); use a prefilter trained on one of "
+                             f"those (splitinf train-prefilter --tap) or a split that runs block {tap}")
 
     def _last_trunk_block(self) -> int:
         return max(i for i, layer in enumerate(self.layers) if i < len(self._trunk) and layer is self._trunk[i])
