@@ -52,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fine-tune this trained checkpoint (its tap, restore, channels, width, stride and "
                              "codec replace those options)")
     parser.add_argument("--beta", type=float, default=0.02, help="rate weight per KB/frame (default 0.02)")
+    parser.add_argument("--target-kb", type=positive_kilobytes, default=None, metavar="KB",
+                        help="steer β during training so that the rate settles at KB kilobytes per frame (the "
+                             "training estimate on crops; --beta is then only the starting value). Without it β "
+                             "is fixed, and the rate it gives must be found by trial")
     parser.add_argument("--steps", type=int, default=1500, help="optimizer steps (default 1500)")
     parser.add_argument("--batch", type=int, default=16, help="images per step (default 16)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the new layers")
@@ -63,6 +67,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when present)")
     parser.add_argument("--out", required=True, help="checkpoint file to write")
     parser.add_argument("--log", default=None, help="JSON-lines log (default: OUT with .log.jsonl)")
+
+
+def positive_kilobytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"needs a positive number of kilobytes per frame, got {text!r}")
+    return value
 
 
 SHAPE_OPTIONS = ("tap", "restore", "channels", "width", "stride", "codec")  # taken from --init when given
@@ -132,6 +146,29 @@ class TeacherBatches:
         return Targets(tap, middle, maps)
 
 
+class RateController:
+    """Dual ascent on log β: raise β while the rate is above the target, lower it while below.
+
+    With a fixed β the rate a run ends at is only known afterwards (here it barely moved between β = 0.005
+    and 0.03), so a byte budget meant trial runs of an hour each. Steering β makes the budget an input.
+    Each step moves log β by ``gain`` × log(rate / target), clipped to ±``gain``: a rate 10 % too high
+    raises β by about 0.5 % per step at the default gain — slow enough to average out the batch-to-batch
+    noise of the rate, and the clip keeps the first steps (rate far off while the model is untrained) from
+    flinging β away.
+    """
+
+    def __init__(self, beta: float, target_kb: float | None, gain: float = 0.05,
+                 bounds: tuple[float, float] = (1e-5, 100.0)) -> None:
+        self.beta, self.target_kb, self.gain, self.bounds = beta, target_kb, gain, bounds
+
+    def update(self, kilobytes: float) -> float:
+        """Take this step's rate (KB/frame); return β for the next step."""
+        if self.target_kb is not None:
+            step = self.gain * min(max(math.log(max(kilobytes, 1e-9) / self.target_kb), -1.0), 1.0)
+            self.beta = min(max(self.beta * math.exp(step), self.bounds[0]), self.bounds[1])
+        return self.beta
+
+
 def build_optimizer(bottleneck: Bottleneck, lr: float) -> torch.optim.Optimizer:
     """New layers (encoder, decoder stem, entropy model) at ``lr``; the copied teacher blocks gentler."""
     stem_layers = 3
@@ -165,6 +202,7 @@ def main(args: argparse.Namespace) -> int:
             teacher.anchor_outputs(teacher.neck(teacher.trunk(torch.zeros(1, 3, *teacher.input_size, device=device))))
     copied = bottleneck.decoder[3:]
     optimizer = build_optimizer(bottleneck, args.lr)
+    rate = RateController(args.beta, args.target_kb)
     peaks = [g["lr"] for g in optimizer.param_groups]
     warmup = max(args.steps // 20, 1)
     sources = voc_photos() + video_sources(step=args.video_step)
@@ -200,12 +238,13 @@ def main(args: argparse.Namespace) -> int:
                 distill, errors = hnd_loss(rebuilt, targets.middle), []
             kilobytes = bits / args.batch / 8 / 1024
             optimizer.zero_grad(set_to_none=True)
-            (distill + args.beta * kilobytes).backward()
+            (distill + rate.beta * kilobytes).backward()
             optimizer.step()
+            rate.update(kilobytes.item())
             window.append((distill.item(), kilobytes.item(), errors))
             progress.set_postfix(distill=f"{window[-1][0]:.4f}", KB=f"{window[-1][1]:.2f}")
             if step % steps_per_epoch == 0 or step == args.steps:
-                record = epoch_record(step, steps_per_epoch, window, optimizer, started)
+                record = epoch_record(step, steps_per_epoch, window, optimizer, started) | {"beta": rate.beta}
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 tqdm.write(f"epoch {record['epoch']:.2f}: distill {record['distill']:.4f}, "
@@ -218,7 +257,8 @@ def main(args: argparse.Namespace) -> int:
     bottleneck.save(args.out, metadata={
         "command": command_line(args), "wall_time_s": round(wall, 1), "device": str(device),
         "torch": str(torch.__version__), "teacher": args.model, "teacher_weights": args.weights or spec.default_weights,
-        "images": len(sources), "steps": args.steps, "batch": args.batch, "beta": args.beta, "loss": args.loss,
+        "images": len(sources), "steps": args.steps, "batch": args.batch, "beta": rate.beta,
+        "target_kb": args.target_kb, "loss": args.loss,
         "init": args.init,
     })
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1024:.0f} KB) after {wall / 60:.1f} min; "

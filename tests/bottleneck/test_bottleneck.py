@@ -1,5 +1,8 @@
 """The injected bottleneck: shapes, device/edge halves, checkpoints, and a short real training run."""
 
+import json
+import math
+
 import pytest
 import torch
 from splitinf.bottleneck import (
@@ -16,6 +19,7 @@ from splitinf.tail import Tail
 from splitinf.cli import main
 from splitinf.models import build_detector
 from splitinf.models.compute import count_macs
+from splitinf.training.distill import RateController
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +160,30 @@ def test_fine_tuning_with_the_detection_loss_trains_the_copied_blocks(tmp_path):
     copied_block = detector.trunk[after.config.first_copied].state_dict()
     changed = after.decoder[3].state_dict()
     assert any(not torch.equal(copied_block[k], changed[k]) for k in copied_block if k.endswith("weight"))
+
+
+def test_rate_controller_steers_beta_to_the_byte_budget():
+    # a stand-in for training: the rate falls as β rises (rate = 1 / sqrt(β)), 2 KB/frame is wanted
+    controller = RateController(beta=0.01, target_kb=2.0)
+    for _ in range(2000):
+        controller.update(1 / math.sqrt(controller.beta))
+    assert 1 / math.sqrt(controller.beta) == pytest.approx(2.0, rel=0.01)
+    fixed = RateController(beta=0.01, target_kb=None)
+    assert fixed.update(50.0) == 0.01  # no target: β stays what --beta said
+    wild = RateController(beta=1.0, target_kb=1.0, gain=0.05)
+    assert wild.update(1e6) == pytest.approx(math.exp(0.05))  # one step moves β by at most e^gain
+
+
+def test_train_command_with_a_byte_budget_logs_beta_and_refuses_a_bad_budget(tmp_path, capsys):
+    out = tmp_path / "budget.pt"
+    assert main(["train", "--steps", "3", "--batch", "2", "--channels", "4", "--video-step", "200",
+                 "--beta", "0.5", "--target-kb", "0.01", "--out", str(out)]) == 0
+    import torch as t
+
+    metadata = t.load(out, weights_only=True)["metadata"]
+    assert metadata["target_kb"] == 0.01 and metadata["beta"] > 0.5  # the rate is far above 10 bytes: β rose
+    last = json.loads((tmp_path / "budget.pt.log.jsonl").read_text().splitlines()[-1])
+    assert last["beta"] == pytest.approx(metadata["beta"])
+    with pytest.raises(SystemExit):
+        main(["train", "--target-kb", "-1", "--out", str(tmp_path / "never.pt")])
+    assert "--target-kb: needs a positive number of kilobytes per frame, got '-1'" in capsys.readouterr().err
