@@ -54,8 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beta", type=float, default=0.02, help="rate weight per KB/frame (default 0.02)")
     parser.add_argument("--target-kb", type=positive_kilobytes, default=None, metavar="KB",
                         help="steer β during training so that the rate settles at KB kilobytes per frame (the "
-                             "training estimate on crops; --beta is then only the starting value). Without it β "
-                             "is fixed, and the rate it gives must be found by trial")
+                             "training estimate on crops; --beta is then the value it starts from, held for the "
+                             "first quarter of the steps while the entropy model learns). Without it β is fixed, "
+                             "and the rate it gives must be found by trial")
     parser.add_argument("--steps", type=int, default=1500, help="optimizer steps (default 1500)")
     parser.add_argument("--batch", type=int, default=16, help="images per step (default 16)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the new layers")
