@@ -82,3 +82,21 @@ def test_device_refuses_at_startup_a_prefilter_its_head_cannot_feed():
     with pytest.raises(ValueError, match=r"reads trunk block 12, which this head does not run \(it runs blocks 0–7\)"):
         DeviceClient(setup, "tcp://127.0.0.1:9", mode="split", prefilter=make(0.5, tap=12, channels=96))
     DeviceClient(setup, "tcp://127.0.0.1:9", mode="split", prefilter=make(0.5, tap=6))  # it runs block 6: accepted
+
+
+def test_committed_tap7_prefilter_pairs_with_the_tap7_head(coco_val_images):
+    # The light head (blocks 0–7) and the prefilter trained at block 7 run together, and a kept frame
+    # yields exactly the features the head alone produces.
+    root = Path(__file__).resolve().parent.parent / "checkpoints"
+    setup = ModelSetup.build("ssdlite_mobilenet_v2_person", None, None, str(root / "person_s16t7_c32_b0012_d.pt"))
+    prefilter = load_prefilter(root / "prefilter_person_t7.pt", "ssdlite_mobilenet_v2_person").eval()
+    assert prefilter.config.tap == 7
+    DeviceClient(setup, "tcp://127.0.0.1:9", mode="split", prefilter=prefilter)  # accepted at startup
+    head = Head(setup.detector, None, setup.bottleneck)
+    with torch.inference_mode():
+        kept = [head.forward_filtered([image], prefilter)[0] for image in coco_val_images[:4]]
+        alone = [head([image])[0] for image in coco_val_images[:4]]
+    assert any(k is not None for k in kept)
+    for filtered, plain in zip(kept, alone):
+        if filtered is not None:
+            assert torch.equal(filtered, plain)
