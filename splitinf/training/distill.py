@@ -252,7 +252,8 @@ def main(args: argparse.Namespace) -> int:
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 tqdm.write(f"epoch {record['epoch']:.2f}: distill {record['distill']:.4f}, "
-                           f"{record['kb_per_frame']:.2f} KB/frame, map errors {record['map_errors']}")
+                           f"{record['kb_per_frame']:.2f} KB/frame (β {rate.beta:.3g}), "
+                           f"map errors {record['map_errors']}")
                 window.clear()
     bottleneck.eval().cpu()
     if config.codec == "entropy":
