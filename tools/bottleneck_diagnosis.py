@@ -6,8 +6,9 @@ For each checkpoint, on the person detector and the eval harness's 482 COCO imag
   against AP with the float latent handed to the decoder unrounded. If the two agree, quantization and the
   entropy model are not what costs accuracy — the latent's width and the decoder are;
 * the relative error of each feature map the detection heads read (first map first), on COCO images and
-  on fresh label-free crops (VOC photos, never seen in training unless by chance): a gap between the two
-  is the part of the error that does not carry over from the training images.
+  on fresh random crops of the VOC training photos (new crops, same photos): a gap between the two is the
+  part of the error that does not carry over from the training photos — over-fitting to them and the
+  VOC→COCO domain shift together.
 
     .venv/bin/python tools/bottleneck_diagnosis.py checkpoints/person_s16t7_c32_b0012_d.pt --json
 """
@@ -31,9 +32,8 @@ from splitinf.models import build_detector, detector_spec
 MODEL = "ssdlite_mobilenet_v2_person"
 
 
-def latent_pipelines(detector, checkpoint: str) -> list[Pipeline]:
+def latent_pipelines(detector, bottleneck, checkpoint: str) -> list[Pipeline]:
     """The checkpoint's split with the latent rounded, and with it left as floats."""
-    bottleneck = load_for(checkpoint, detector).eval()
     head, tail = Head(detector, None, bottleneck), Tail(detector, None, bottleneck)
 
     def rounded(image):
@@ -47,9 +47,8 @@ def latent_pipelines(detector, checkpoint: str) -> list[Pipeline]:
     return [Pipeline(f"{checkpoint} rounded", rounded, "split"), Pipeline(f"{checkpoint} float", unrounded, "split")]
 
 
-def map_errors(detector, checkpoint: str, images: list[torch.Tensor], batch: int = 16) -> list[float]:
+def map_errors(detector, bottleneck, images: list[torch.Tensor], batch: int = 16) -> list[float]:
     """Mean relative error of each detection-head map, the bottleneck (rounded latent) against the teacher."""
-    bottleneck = load_for(checkpoint, detector).eval()
     tap, restore = bottleneck.config.tap, bottleneck.config.restore
     errors = []
     for start in range(0, len(images), batch):
@@ -71,7 +70,8 @@ def main() -> None:
     torch.set_grad_enabled(False)
     detector = build_detector(MODEL, weights=detector_spec(MODEL).default_weights).eval()
     truth = json.loads(resolve(ALL_UNION).read_text())
-    pipelines = [p for c in args.checkpoints for p in latent_pipelines(detector, c)]
+    bottlenecks = {c: load_for(c, detector).eval() for c in args.checkpoints}
+    pipelines = [p for c, b in bottlenecks.items() for p in latent_pipelines(detector, b, c)]
     scores = {s.pipeline.name: round(s.ap, 4) for s in
               evaluate_coco(pipelines, truth, coco_images(ALL_UNION, limit=args.limit), [1])}
     coco = [read_image(im.path) for im in coco_images(ALL_UNION, limit=args.map_images)]
@@ -83,8 +83,8 @@ def main() -> None:
     for checkpoint in args.checkpoints:
         result[checkpoint] = {
             "ap_rounded": scores[f"{checkpoint} rounded"], "ap_float": scores[f"{checkpoint} float"],
-            "map_errors_coco": map_errors(detector, checkpoint, coco),
-            "map_errors_crops": map_errors(detector, checkpoint, crops),
+            "map_errors_coco": map_errors(detector, bottlenecks[checkpoint], coco),
+            "map_errors_crops": map_errors(detector, bottlenecks[checkpoint], crops),
         }
         row = result[checkpoint]
         print(f"{checkpoint}: AP rounded {row['ap_rounded']:.4f}, float {row['ap_float']:.4f}\n"
