@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from splitinf.bottleneck import Bottleneck, BottleneckConfig, load_for
 from splitinf.bottleneck.distill import ghnd_loss, hnd_loss, output_distillation_loss, per_map_errors
-from splitinf.label_free import load_rgb, random_crop, video_sources, voc_photos
+from splitinf.label_free import load_rgb, random_crop, random_mosaic, video_sources, voc_photos
 from splitinf.models import build_detector, detector_names, detector_spec
 
 
@@ -64,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", type=int, default=0, metavar="N",
                         help="precompute N random crops through the teacher once and train on them (much faster "
                              "on a CPU; about 0.9 MB of RAM per crop at the s16 tap); 0: fresh crops every step")
+    parser.add_argument("--mosaic", type=share, default=0.0, metavar="P",
+                        help="share of training pictures that are 2×2 mosaics of shrunk crops instead of one crop "
+                             "(default 0): small objects and sharp detail, as in the COCO evaluation images")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when present)")
     parser.add_argument("--out", required=True, help="checkpoint file to write")
@@ -77,6 +80,16 @@ def positive_kilobytes(text: str) -> float:
         value = math.nan
     if not value > 0 or math.isinf(value):
         raise argparse.ArgumentTypeError(f"needs a positive number of kilobytes per frame, got {text!r}")
+    return value
+
+
+def share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"needs a share between 0 and 1, got {text!r}")
     return value
 
 
@@ -113,8 +126,8 @@ class TeacherBatches:
     """Random crops of the training images through the frozen teacher, online or from a cache."""
 
     def __init__(self, teacher, config: BottleneckConfig, sources: list, rng: np.random.Generator,
-                 device: torch.device) -> None:
-        self.teacher, self.sources, self.rng, self.device = teacher, sources, rng, device
+                 device: torch.device, mosaic: float = 0.0) -> None:
+        self.teacher, self.sources, self.rng, self.device, self.mosaic = teacher, sources, rng, device, mosaic
         trunk = teacher.trunk
         self.prefix = trunk[: config.tap + 1]
         self.middle = trunk[config.tap + 1 : config.restore + 1]
@@ -124,11 +137,18 @@ class TeacherBatches:
     @torch.no_grad()
     def compute(self, count: int) -> Targets:
         picks = self.rng.integers(0, len(self.sources), count)
-        images = [random_crop(load_rgb(self.sources[i]), self.teacher.input_size, self.rng) for i in picks]
-        x, _ = self.teacher.preprocess(images)
+        x, _ = self.teacher.preprocess([self.picture(i) for i in picks])
         tap = self.prefix(x.to(self.device))
         middle = self.middle(tap)
         return Targets(tap, middle, self.teacher.neck(self.rest(middle)))
+
+    def picture(self, pick: int) -> Tensor:
+        """One crop of source ``pick``, or (a ``mosaic`` share of the time) a mosaic starting with it."""
+        size = self.teacher.input_size
+        if self.mosaic and self.rng.random() < self.mosaic:
+            others = self.rng.integers(0, len(self.sources), 3)
+            return random_mosaic([load_rgb(self.sources[i]) for i in (pick, *others)], size, self.rng)
+        return random_crop(load_rgb(self.sources[pick]), size, self.rng)
 
     def fill_cache(self, size: int, chunk: int = 16) -> None:
         """Precompute ``size`` crops once (float16 in memory) so that training steps run the student only."""
@@ -210,9 +230,10 @@ def main(args: argparse.Namespace) -> int:
     peaks = [g["lr"] for g in optimizer.param_groups]
     warmup = max(args.steps // 20, 1)
     sources = voc_photos() + video_sources(step=args.video_step)
-    batches = TeacherBatches(teacher, config, sources, rng, device)
+    batches = TeacherBatches(teacher, config, sources, rng, device, args.mosaic)
     print(f"training a {config} bottleneck on {len(sources)} images ({device}), {args.steps} steps of "
-          f"{args.batch}" + (f" from {args.cache} cached crops" if args.cache else ""), file=sys.stderr)
+          f"{args.batch}" + (f" from {args.cache} cached crops" if args.cache else "")
+          + (f", {args.mosaic:.0%} of them mosaics" if args.mosaic else ""), file=sys.stderr)
     if args.cache:
         batches.fill_cache(args.cache)
     log_path = Path(args.log or str(args.out) + ".log.jsonl")

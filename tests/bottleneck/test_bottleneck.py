@@ -187,3 +187,9 @@ def test_train_command_with_a_byte_budget_logs_beta_and_refuses_a_bad_budget(tmp
     with pytest.raises(SystemExit):
         main(["train", "--target-kb", "-1", "--out", str(tmp_path / "never.pt")])
     assert "--target-kb: needs a positive number of kilobytes per frame, got '-1'" in capsys.readouterr().err
+
+
+def test_train_command_refuses_a_mosaic_share_outside_zero_to_one(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--mosaic", "1.5", "--out", str(tmp_path / "never.pt")])
+    assert "--mosaic: needs a share between 0 and 1, got '1.5'" in capsys.readouterr().err
