@@ -5,10 +5,11 @@ For each checkpoint, on the person detector and the eval harness's 482 COCO imag
 * AP with the latent rounded (what the deployed bitstream carries; equals ``splitinf eval --bottleneck``)
   against AP with the float latent handed to the decoder unrounded. If the two agree, quantization and the
   entropy model are not what costs accuracy — the latent's width and the decoder are;
-* the relative error of each feature map the detection heads read (first map first), on COCO images and
-  on fresh random crops of the VOC training photos (new crops, same photos): a gap between the two is the
-  part of the error that does not carry over from the training photos — over-fitting to them and the
-  VOC→COCO domain shift together.
+* the relative error of each feature map the detection heads read (first map first), on COCO images, on
+  fresh random crops of the VOC training photos (new crops, same photos) and on 2×2 mosaics of such crops.
+  A gap between COCO and crops is the part of the error that does not carry over from the training
+  pictures; mosaics (shrunk crops: small objects, sharp detail, like the COCO images) tell how much of that
+  gap is the pictures' scale rather than over-fitting or the VOC→COCO shift.
 
     .venv/bin/python tools/bottleneck_diagnosis.py checkpoints/person_s16t7_c32_b0012_d.pt --json
 """
@@ -26,7 +27,7 @@ from splitinf.tail import Tail
 from splitinf.data import ALL_UNION, coco_images, read_image, resolve
 from splitinf.evaluation.harness import evaluate_coco
 from splitinf.evaluation.pipelines import Pipeline
-from splitinf.label_free import load_rgb, random_crop, voc_photos
+from splitinf.label_free import load_rgb, random_crop, random_mosaic, voc_photos
 from splitinf.models import build_detector, detector_spec
 
 MODEL = "ssdlite_mobilenet_v2_person"
@@ -79,16 +80,20 @@ def main() -> None:
     photos = voc_photos()
     crops = [random_crop(load_rgb(photos[i]), detector.input_size, rng)
              for i in rng.integers(0, len(photos), args.map_images)]
+    mosaics = [random_mosaic([load_rgb(photos[i]) for i in rng.integers(0, len(photos), 4)], detector.input_size,
+                             rng) for _ in range(args.map_images)]
     result = {}
     for checkpoint in args.checkpoints:
         result[checkpoint] = {
             "ap_rounded": scores[f"{checkpoint} rounded"], "ap_float": scores[f"{checkpoint} float"],
             "map_errors_coco": map_errors(detector, bottlenecks[checkpoint], coco),
             "map_errors_crops": map_errors(detector, bottlenecks[checkpoint], crops),
+            "map_errors_mosaics": map_errors(detector, bottlenecks[checkpoint], mosaics),
         }
         row = result[checkpoint]
         print(f"{checkpoint}: AP rounded {row['ap_rounded']:.4f}, float {row['ap_float']:.4f}\n"
-              f"  map errors, COCO  {row['map_errors_coco']}\n  map errors, crops {row['map_errors_crops']}")
+              f"  map errors, COCO    {row['map_errors_coco']}\n  map errors, crops   {row['map_errors_crops']}\n"
+              f"  map errors, mosaics {row['map_errors_mosaics']}")
     if args.json:
         print(json.dumps(result))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N images (quick look)")
     parser.add_argument("--plot", default=None, help="write the AP-vs-KB/frame plot here (PNG)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a checkpoint must reach to count as one of the issue's points, and which one wins among many."""
+
+    ap_drop: float  # at most this far below the teacher's AP
+    bytes_ratio: float  # at most this share of the best JPEG's bytes
+    macs_ratio: float  # device head at most this share of the unsplit model's multiply-adds
+    prefer: str  # "bytes": the smallest qualifying checkpoint wins; "ap": the most accurate one
+
+
+TARGETS = {
+    "accurate": Target(ap_drop=0.01, bytes_ratio=0.1, macs_ratio=1.0, prefer="bytes"),
+    "light": Target(ap_drop=0.025, bytes_ratio=0.1, macs_ratio=0.40, prefer="ap"),
+    "stretch": Target(ap_drop=0.01, bytes_ratio=0.05, macs_ratio=0.25, prefer="bytes"),
+}
+
+
+def pick(points: list[dict], teacher_ap: float, target: Target) -> dict | None:
+    """The checkpoint point meeting ``target`` (None when none does, or when there is no JPEG to compare)."""
+    ok = [p for p in points if p["ap"] >= teacher_ap - target.ap_drop and p["bytes_ratio"] is not None
+          and p["bytes_ratio"] <= target.bytes_ratio and p["head_macs_ratio"] <= target.macs_ratio]
+    if not ok:
+        return None
+    return min(ok, key=lambda p: p["bytes"]) if target.prefer == "bytes" else max(ok, key=lambda p: p["ap"])
 
 
 def median_ms(fn, frames, repeats: int = 3) -> float:
@@ -97,19 +124,12 @@ def main(args: argparse.Namespace) -> int:
             "head_ms": round(median_ms(lambda f, h=head: h([f]), frames), 2), "unsplit_ms": round(unsplit_ms, 2),
         })
 
-    def pick(ap_drop: float, bytes_ratio: float, macs_ratio: float, key) -> dict | None:
-        ok = [p for p in points if p["ap"] >= teacher.ap - ap_drop and p["bytes_ratio"] is not None
-              and p["bytes_ratio"] <= bytes_ratio and p["head_macs_ratio"] <= macs_ratio]
-        return min(ok, key=key) if ok else None
-
     result = {
         "teacher_ap": round(teacher.ap, 5), "images": len(images),
         "jpeg": None if best_jpeg is None else {
             "ap": round(best_jpeg.ap, 5), "bytes": round(best_jpeg.bytes_per_frame, 1),
             "quality": best_jpeg.pipeline.quality, "resolution": best_jpeg.pipeline.resolution},
-        "accurate": pick(0.01, 0.1, 1.0, key=lambda p: p["bytes"]),
-        "light": pick(0.025, 0.1, 0.40, key=lambda p: -p["ap"]),
-        "stretch": pick(0.01, 0.05, 0.25, key=lambda p: p["bytes"]),
+        **{name: pick(points, teacher.ap, target) for name, target in TARGETS.items()},
         "checkpoints": points,
         "baselines": [s.as_dict() for s in scores.values() if s.pipeline.kind != "split" or "8-bit" in s.pipeline.name],
     }
@@ -121,36 +141,57 @@ def main(args: argparse.Namespace) -> int:
                        [(p["checkpoint"], p["ap"], p["bytes"], p["bytes_ratio"], p["head_macs_ratio"],
                          p["head_ms"], p["unsplit_ms"]) for p in points]))
     if args.plot:
-        plot(scores, args.plot, teacher.ap)
+        plot(result, args.plot)
     if args.json:
         print_json_line(result)
     return 0
 
 
-def plot(scores: dict, path: str, teacher_ap: float) -> None:
+def plot(result: dict, path: str) -> None:
+    """AP against KB/frame from the bench's result: JPEG curves, 8-bit splits, each bottleneck labelled with
+    its name and head MACs, the teacher's AP and the byte budgets drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    groups = {"JPEG original": lambda s: s.pipeline.resolution == "original",
-              "JPEG 300×300": lambda s: s.pipeline.resolution == "input",
-              "8-bit split (no bottleneck)": lambda s: s.pipeline.name.startswith("8-bit"),
-              "learned bottleneck": lambda s: s.pipeline.kind == "split" and not s.pipeline.name.startswith("8-bit")}
-    for (label, member), marker in zip(groups.items(), "os^D"):
-        chosen = sorted((s for s in scores.values() if s.bytes_per_frame and member(s)),
-                        key=lambda s: s.bytes_per_frame)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    baselines = [b for b in result["baselines"] if b["bytes"]]
+    groups = {"JPEG original": [b for b in baselines if b["resolution"] == "original"],
+              "JPEG 300×300": [b for b in baselines if b["resolution"] == "input"],
+              "8-bit split (no bottleneck)": [b for b in baselines if b["name"].startswith("8-bit")],
+              "learned bottleneck": result["checkpoints"]}
+    for (label, members), marker in zip(groups.items(), "os^D"):
+        chosen = sorted(members, key=lambda m: m["bytes"])
         if chosen:
-            ax.plot([s.bytes_per_frame / 1024 for s in chosen], [s.ap for s in chosen], marker=marker,
+            ax.plot([m["bytes"] / 1024 for m in chosen], [m["ap"] for m in chosen], marker=marker,
                     label=label, linestyle="-" if "JPEG" in label else "none")
+    for point, label_ap in zip(result["checkpoints"], spread_labels(result["checkpoints"])):
+        ax.annotate(f"{point['checkpoint'].removeprefix('person_')} ({point['head_macs_ratio']:.0%} MACs)",
+                    (point["bytes"] / 1024, point["ap"]), xytext=(point["bytes"] / 1024 * 1.08, label_ap),
+                    fontsize=6, va="center", arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "gray"})
+    teacher_ap = result["teacher_ap"]
     ax.axhline(teacher_ap, color="gray", linestyle="--", label=f"unsplit teacher (AP {teacher_ap:.3f})")
     ax.axhline(teacher_ap - 0.01, color="gray", linestyle=":", label="1 AP point below")
+    if result["jpeg"]:  # the issue's byte budgets: 1/10 and 1/20 of the smallest JPEG within 1 AP point
+        for share, style in ((10, "-."), (20, (0, (1, 3)))):
+            ax.axvline(result["jpeg"]["bytes"] / share / 1024, color="firebrick", linestyle=style, alpha=0.6,
+                       label=f"1/{share} of the best JPEG's bytes")
     ax.set_xscale("log")
     ax.set_xlabel("KB per frame on the link (log scale)")
-    ax.set_ylabel("person AP@[.5:.95], 482 COCO images")
-    ax.legend(fontsize=8)
+    ax.set_ylabel(f"person AP@[.5:.95], {result['images']} COCO images")
+    ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
+
+
+def spread_labels(points: list[dict], gap: float = 0.0025) -> list[float]:
+    """Label heights (AP units) for ``points``: their own AP, pushed apart where labels of points at nearly
+    the same byte rate (within 30 %) would overlap. Returned in the order of ``points``."""
+    heights: dict[int, float] = {}
+    for i in sorted(range(len(points)), key=lambda i: points[i]["ap"]):
+        below = [heights[j] for j in heights if abs(points[j]["bytes"] / points[i]["bytes"] - 1) < 0.3]
+        heights[i] = max([points[i]["ap"], *(h + gap for h in below)])
+    return [heights[i] for i in range(len(points))]

@@ -1,0 +1,50 @@
+"""``splitinf bench rate``: which checkpoint meets which target, and its JSON and plot on a real run."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from splitinf.bench.rate import TARGETS, pick, spread_labels
+from splitinf.cli import main
+
+TEACHER_AP = 0.19
+LIGHT = Path(__file__).resolve().parents[2] / "checkpoints" / "person_s16t7_c32_b0012_d.pt"
+
+
+def point(name: str, ap: float, kb: float, macs: float, jpeg_kb: float = 28.0) -> dict:
+    return {"checkpoint": name, "ap": ap, "bytes": kb * 1024, "bytes_ratio": kb / jpeg_kb, "head_macs_ratio": macs}
+
+
+def test_each_target_takes_only_checkpoints_inside_all_three_bounds():
+    points = [point("close_but_big", 0.185, 3.0, 0.6),  # 3.0 / 28 = 0.107 of the bytes: over 1/10
+              point("accurate", 0.181, 2.7, 0.6), point("too_far_below", 0.1795, 2.0, 0.6),
+              point("light", 0.166, 2.7, 0.39), point("light_worse", 0.1655, 1.3, 0.39),
+              point("heavy", 0.17, 1.0, 0.41)]
+    assert pick(points, TEACHER_AP, TARGETS["accurate"])["checkpoint"] == "accurate"  # 0.1795 is 1.05 points below
+    assert pick(points, TEACHER_AP, TARGETS["light"])["checkpoint"] == "light"  # the most accurate light head
+    assert pick(points, TEACHER_AP, TARGETS["stretch"]) is None
+    stretch = point("stretch", 0.182, 1.3, 0.25)
+    assert pick(points + [stretch], TEACHER_AP, TARGETS["stretch"]) == stretch
+    assert pick([dict(stretch, bytes_ratio=None)], TEACHER_AP, TARGETS["stretch"]) is None  # no JPEG qualified
+
+
+def test_plot_labels_of_points_at_the_same_rate_are_pushed_apart():
+    points = [point("a", 0.1610, 2.6, 0.6), point("b", 0.1600, 2.7, 0.6), point("far", 0.1605, 1.3, 0.6)]
+    assert spread_labels(points) == pytest.approx([0.1625, 0.1600, 0.1605])  # b's own AP; a a gap above it
+
+
+def test_bench_rate_scores_a_checkpoint_against_jpeg_on_real_images(tmp_path, capsys):
+    plot = tmp_path / "rate.png"
+    argv = ["bench", "rate", "--checkpoint", str(LIGHT), "--qualities", "90",
+            "--limit", "3", "--plot", str(plot), "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["images"] == 3 and set(TARGETS) <= set(result)
+    [checkpoint] = result["checkpoints"]
+    assert checkpoint["checkpoint"] == "person_s16t7_c32_b0012_d"
+    assert checkpoint["head_macs_ratio"] == pytest.approx(0.388, abs=0.005)  # the number RESULTS.md reports
+    assert 1000 < checkpoint["bytes"] < 5000 and checkpoint["head_ms"] > 0
+    names = {b["name"] for b in result["baselines"]}
+    assert {"unsplit", "8-bit s8", "8-bit s16"} <= names and len(names) == 5  # + JPEG q90 at both resolutions
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
