@@ -6,7 +6,8 @@ the teacher's trunk after ``restore`` and its neck (frozen; gradients flow throu
 GHND sum over the feature maps the detection heads consume (or HND: the error at ``restore``; or
 ``detect``: GHND plus distillation of the per-anchor scores and boxes) plus ``beta`` × kilobytes per frame
 from the learned entropy model. ``--init`` fine-tunes a trained checkpoint. Images: VOC2007 trainval photos
-and video frames with random crops, scales and flips — never COCO.
+and video frames with random crops, scales and flips (``--mosaic``: also 2×2 mosaics of shrunk crops) —
+never COCO.
 
 Example (the checkpoints in ``checkpoints/`` were made this way; see their metadata for exact commands):
 
@@ -73,21 +74,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", default=None, help="JSON-lines log (default: OUT with .log.jsonl)")
 
 
-def positive_kilobytes(text: str) -> float:
+def number(text: str) -> float:
+    """``float(text)``, or NaN for text that is no number (which then fails every range check)."""
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        value = math.nan
+        return math.nan
+
+
+def positive_kilobytes(text: str) -> float:
+    value = number(text)
     if not value > 0 or math.isinf(value):
         raise argparse.ArgumentTypeError(f"needs a positive number of kilobytes per frame, got {text!r}")
     return value
 
 
 def share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
+    value = number(text)
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"needs a share between 0 and 1, got {text!r}")
     return value
@@ -123,7 +126,7 @@ class Targets:
 
 
 class TeacherBatches:
-    """Random crops of the training images through the frozen teacher, online or from a cache."""
+    """Random crops (and mosaics) of the training images through the frozen teacher, online or from a cache."""
 
     def __init__(self, teacher, config: BottleneckConfig, sources: list, rng: np.random.Generator,
                  device: torch.device, mosaic: float = 0.0) -> None:
