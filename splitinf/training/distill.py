@@ -148,6 +148,7 @@ class TeacherBatches:
     def picture(self, pick: int) -> Tensor:
         """One crop of source ``pick``, or (a ``mosaic`` share of the time) a mosaic starting with it."""
         size = self.teacher.input_size
+        # no draw at all without mosaics: the random stream, so the crops, of older commands stay the same
         if self.mosaic and self.rng.random() < self.mosaic:
             others = self.rng.integers(0, len(self.sources), 3)
             return random_mosaic([load_rgb(self.sources[i]) for i in (pick, *others)], size, self.rng)

@@ -9,7 +9,7 @@ from splitinf.bench.rate import TARGETS, pick, spread_labels
 from splitinf.cli import main
 
 TEACHER_AP = 0.19
-LIGHT = Path(__file__).resolve().parents[2] / "checkpoints" / "person_s16t7_c32_b0012_d.pt"
+TAP7 = Path(__file__).resolve().parents[2] / "checkpoints" / "person_s16t7_c32_b0012_d.pt"
 
 
 def point(name: str, ap: float, kb: float, macs: float, jpeg_kb: float = 28.0) -> dict:
@@ -36,7 +36,7 @@ def test_plot_labels_of_points_at_the_same_rate_are_pushed_apart():
 
 def test_bench_rate_scores_a_checkpoint_against_jpeg_on_real_images(tmp_path, capsys):
     plot = tmp_path / "rate.png"
-    argv = ["bench", "rate", "--checkpoint", str(LIGHT), "--qualities", "90",
+    argv = ["bench", "rate", "--checkpoint", str(TAP7), "--qualities", "90",
             "--limit", "3", "--plot", str(plot), "--json"]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
