@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import torch
 
 from splitinf.bottleneck import CheckpointError, MinMax8Codec, load_for, read_checkpoint
 from splitinf.data import ALL_UNION, PERSON_VIDEO, coco_images, resolve, video_frames
 from splitinf.evaluation.harness import evaluate_coco
 from splitinf.evaluation.pipelines import jpeg, split, unsplit
+from splitinf.experiments.costs import median_ms
 from splitinf.head import Head
 from splitinf.models import build_detector, detector_spec
 from splitinf.models.compute import count_macs
@@ -69,17 +66,6 @@ def pick(points: list[dict], teacher_ap: float, target: Target) -> dict | None:
     return min(ok, key=lambda p: p["bytes"]) if target.prefer == "bytes" else max(ok, key=lambda p: p["ap"])
 
 
-def median_ms(fn, frames, repeats: int = 3) -> float:
-    times = []
-    with torch.inference_mode():
-        for frame in frames:
-            for _ in range(repeats):
-                start = time.perf_counter_ns()
-                fn(frame)
-                times.append((time.perf_counter_ns() - start) / 1e6)
-    return float(np.median(times))
-
-
 def committed_bottlenecks(model: str) -> list[str]:
     """The bottleneck checkpoints in checkpoints/ made for ``model`` (prefilters live beside them)."""
     paths = []
@@ -108,7 +94,7 @@ def main(args: argparse.Namespace) -> int:
     frames = list(video_frames(PERSON_VIDEO, max_frames=5, step=200))
     x, geometries = detector.preprocess(frames[:1])
     total_macs = count_macs(lambda: detector.detect(detector.neck(detector.trunk(x)), geometries))
-    unsplit_ms = median_ms(lambda f: detector([f]), frames)
+    unsplit_ms = median_ms(lambda f: detector([f]), frames, repeats=3)
     teacher = scores["unsplit"]
     jpegs = [s for s in scores.values() if s.pipeline.kind == "jpeg" and s.ap >= teacher.ap - 0.01]
     best_jpeg = min(jpegs, key=lambda s: s.bytes_per_frame) if jpegs else None
@@ -121,7 +107,8 @@ def main(args: argparse.Namespace) -> int:
             "bytes": round(score.bytes_per_frame, 1),
             "head_macs_ratio": round(count_macs(lambda h=head: h.layers(x)) / total_macs, 4),
             "bytes_ratio": round(score.bytes_per_frame / best_jpeg.bytes_per_frame, 4) if best_jpeg else None,
-            "head_ms": round(median_ms(lambda f, h=head: h([f]), frames), 2), "unsplit_ms": round(unsplit_ms, 2),
+            "head_ms": round(median_ms(lambda f, h=head: h([f]), frames, repeats=3), 2),
+            "unsplit_ms": round(unsplit_ms, 2),
         })
 
     result = {

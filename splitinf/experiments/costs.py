@@ -25,19 +25,21 @@ from splitinf.tail import Tail
 RPI4_SSDLITE_MS = 160.0  # middle of the published 110–210 ms for SSDLite-MobileNetV2 on a Raspberry Pi 4
 
 
-def _times_ms(fn, items) -> list[float]:
+def times_ms(fn, items, repeats: int = 1) -> list[float]:
+    """Milliseconds of ``fn(item)`` for each item, ``repeats`` times each, after one warm-up call."""
     times = []
     with torch.inference_mode():
-        fn(items[0])  # warm-up
+        fn(items[0])  # warm-up: the first call pays for allocations and lazy initialisation
         for item in items:
-            start = time.perf_counter_ns()
-            fn(item)
-            times.append((time.perf_counter_ns() - start) / 1e6)
+            for _ in range(repeats):
+                start = time.perf_counter_ns()
+                fn(item)
+                times.append((time.perf_counter_ns() - start) / 1e6)
     return times
 
 
-def _median_ms(fn, items) -> float:
-    return float(np.median(_times_ms(fn, items)))
+def median_ms(fn, items, repeats: int = 1) -> float:
+    return float(np.median(times_ms(fn, items, repeats)))
 
 
 def _device_cost(name: str, times_ms: list[float], factor: float, *rest) -> ModeCost:
@@ -64,7 +66,7 @@ def measure_costs(detector: SplittableDetector, checkpoints: list[str], *, jpeg_
     over ``frames`` real frames: a real device's compute varies from frame to frame, and a simulator with
     constant times phase-locks frames to the camera in ways no real device does."""
     images = list(video_frames(PERSON_VIDEO, max_frames=frames, step=47))
-    local_times = _times_ms(lambda im: detector([im]), images)
+    local_times = times_ms(lambda im: detector([im]), images)
     factor = RPI4_SSDLITE_MS / float(np.median(local_times)) if slowdown == "auto" else float(slowdown)
     with torch.inference_mode():
         result_bytes = int(np.mean([_result_bytes(detector([im])[0]) for im in images]))
@@ -74,9 +76,9 @@ def measure_costs(detector: SplittableDetector, checkpoints: list[str], *, jpeg_
         return jpeg_bytes(resize_rgb(im, jpeg_size), jpeg_quality)
 
     payloads = [encode_jpeg(im) for im in images]
-    costs["jpeg"] = _device_cost("jpeg", _times_ms(encode_jpeg, images), factor,
+    costs["jpeg"] = _device_cost("jpeg", times_ms(encode_jpeg, images), factor,
                                  int(np.mean([_frame_bytes(p, "jpeg") for p in payloads])),
-                                 _median_ms(lambda p: detector([decode_jpeg(p)]), payloads), result_bytes)
+                                 median_ms(lambda p: detector([decode_jpeg(p)]), payloads), result_bytes)
     for path in checkpoints:
         bottleneck = load_for(path, detector)
         head, tail = Head(detector, bottleneck=bottleneck), Tail(detector, bottleneck=bottleneck)
@@ -87,8 +89,8 @@ def measure_costs(detector: SplittableDetector, checkpoints: list[str], *, jpeg_
             latent, geometry = head([im])
             encoded.append((codec.compress(latent[0]), geometry))
 
-        device_times = _times_ms(device, images)
-        edge_ms = _median_ms(lambda item, tail=tail, codec=codec: tail(codec.decompress(item[0])[None], item[1]),
+        device_times = times_ms(device, images)
+        edge_ms = median_ms(lambda item, tail=tail, codec=codec: tail(codec.decompress(item[0])[None], item[1]),
                              encoded[-len(images):])
         size = int(np.mean([_frame_bytes(p, codec.name) for p, _ in encoded]))
         name = f"split:{Path(path).stem}"
