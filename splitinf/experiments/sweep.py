@@ -123,10 +123,13 @@ def plot(rows: list[dict], modes: list[str], marks: dict, path: Path) -> None:
     for mode in modes:
         points = sorted((r["mbit"], r["p50_ms"]) for r in rows if r["mode"] == mode and r["link_kind"] == "constant")
         ax.plot(*zip(*points), marker="o", label=f"{mode} (p50)")
+    at_rate: dict[float, list[str]] = {}  # crossovers at the same rate share one line and one label
     for label, rate in marks.items():
         if rate is not None:
-            ax.axvline(rate, color="gray", linestyle=":")
-            ax.text(rate, ax.get_ylim()[1] * 0.8, label.replace("_", " "), rotation=90, fontsize=7, va="top")
+            at_rate.setdefault(rate, []).append(label.replace("_", " "))
+    for rate, labels in at_rate.items():
+        ax.axvline(rate, color="gray", linestyle=":")
+        ax.text(rate, ax.get_ylim()[1] * 0.8, "\n".join(labels), rotation=90, fontsize=7, va="top")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("uplink bandwidth (Mbit/s, constant)")
