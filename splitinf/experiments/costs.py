@@ -42,9 +42,9 @@ def median_ms(fn, items, repeats: int = 1) -> float:
     return float(np.median(times_ms(fn, items, repeats)))
 
 
-def _device_cost(name: str, times_ms: list[float], factor: float, *rest) -> ModeCost:
+def _device_cost(name: str, samples_ms: list[float], factor: float, *rest) -> ModeCost:
     """A mode's cost with its measured device times (scaled), which the simulator draws from frame by frame."""
-    scaled = tuple(t * factor for t in times_ms)
+    scaled = tuple(t * factor for t in samples_ms)
     return ModeCost(name, float(np.median(scaled)), *rest, device_samples_ms=scaled)
 
 
