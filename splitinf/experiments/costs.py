@@ -91,7 +91,7 @@ def measure_costs(detector: SplittableDetector, checkpoints: list[str], *, jpeg_
 
         device_times = times_ms(device, images)
         edge_ms = median_ms(lambda item, tail=tail, codec=codec: tail(codec.decompress(item[0])[None], item[1]),
-                             encoded[-len(images):])
+                            encoded[-len(images):])
         size = int(np.mean([_frame_bytes(p, codec.name) for p, _ in encoded]))
         name = f"split:{Path(path).stem}"
         costs[name] = _device_cost(name, device_times, factor, size, edge_ms, result_bytes)
