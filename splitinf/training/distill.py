@@ -59,6 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "first quarter of the steps while the entropy model learns). Without it β is fixed, "
                              "and the rate it gives must be found by trial")
     parser.add_argument("--steps", type=int, default=1500, help="optimizer steps (default 1500)")
+    parser.add_argument("--max-minutes", type=positive_minutes, default=None, metavar="M",
+                        help="also stop after M minutes of wall time (the teacher cache included); the warm-up, "
+                             "the cosine decay and the β hold then follow whichever of steps and time runs out "
+                             "first, so a run on a lent machine ends on time with a finished schedule. The "
+                             "checkpoint's metadata records the steps done")
     parser.add_argument("--batch", type=int, default=16, help="images per step (default 16)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the new layers")
     parser.add_argument("--video-step", type=int, default=3, help="use every N-th video frame (default 3)")
@@ -86,6 +91,13 @@ def positive_kilobytes(text: str) -> float:
     value = number(text)
     if not value > 0 or math.isinf(value):
         raise argparse.ArgumentTypeError(f"needs a positive number of kilobytes per frame, got {text!r}")
+    return value
+
+
+def positive_minutes(text: str) -> float:
+    value = number(text)
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"needs a positive number of minutes, got {text!r}")
     return value
 
 
@@ -136,6 +148,9 @@ class TeacherBatches:
         self.middle = trunk[config.tap + 1 : config.restore + 1]
         self.rest = trunk[config.restore + 1 :]
         self.cache: list[Tensor] | None = None
+        # every photo decoded once (~1.6 GB for the 2,840 VOC photos): decoding one takes 1.9 ms here, a crop
+        # of it 0.8–1.6 ms, so a mosaic of four costs a third — the CPU's crops are what bound a GPU's cache fill
+        self.decoded: dict[int, np.ndarray] = {}
 
     @torch.no_grad()
     def compute(self, count: int) -> Targets:
@@ -151,17 +166,24 @@ class TeacherBatches:
         # no draw at all without mosaics: the random stream, so the crops, of older commands stay the same
         if self.mosaic and self.rng.random() < self.mosaic:
             others = self.rng.integers(0, len(self.sources), 3)
-            return random_mosaic([load_rgb(self.sources[i]) for i in (pick, *others)], size, self.rng)
-        return random_crop(load_rgb(self.sources[pick]), size, self.rng)
+            return random_mosaic([self.rgb(i) for i in (pick, *others)], size, self.rng)
+        return random_crop(self.rgb(pick), size, self.rng)
+
+    def rgb(self, pick: int) -> np.ndarray:
+        if pick not in self.decoded:
+            self.decoded[pick] = load_rgb(self.sources[pick])
+        return self.decoded[pick]
 
     def fill_cache(self, size: int, chunk: int = 16) -> None:
         """Precompute ``size`` crops once (float16 in memory) so that training steps run the student only."""
         parts: list[Targets] = []
         for start in tqdm(range(0, size, chunk), desc="teacher cache", unit="batch"):
-            parts.append(self.compute(min(chunk, size - start)))
-        self.cache = [torch.cat([p.tap for p in parts]).half(),
-                      torch.cat([p.middle for p in parts]).half(),
-                      *[torch.cat([p.maps[i] for p in parts]).half() for i in range(len(parts[0].maps))]]
+            # halved chunk by chunk: holding every chunk in float32 until the end took 3× the cache's
+            # memory at its peak (four runs of 14,000 crops ran a GPU's 80 GB out of memory)
+            got = self.compute(min(chunk, size - start))
+            parts.append(Targets(got.tap.half(), got.middle.half(), [m.half() for m in got.maps]))
+        self.cache = [torch.cat([p.tap for p in parts]), torch.cat([p.middle for p in parts]),
+                      *[torch.cat([p.maps[i] for p in parts]) for i in range(len(parts[0].maps))]]
 
     def batch(self, count: int) -> Targets:
         if self.cache is None:
@@ -176,25 +198,42 @@ class RateController:
 
     With a fixed β the rate a run ends at is only known afterwards (here it barely moved between β = 0.005
     and 0.03), so a byte budget meant trial runs of an hour each. Steering β makes the budget an input.
-    For the first ``hold`` steps β stays put: the rate then falls on its own while the entropy model learns
-    the latent's density (7 → 2.4 KB/frame over a run at fixed β), and steering on it flung β to its bound.
-    After that each step moves log β by ``gain`` × log(rate / target), clipped to ±``gain``: a rate 10 % too
-    high raises β by 0.1 % per step at the default gain, slow enough to average out the batch-to-batch noise
-    of the rate and to let the encoder follow.
+    For the first ``hold`` share of the run β stays put: the rate then falls on its own while the entropy
+    model learns the latent's density (7 → 2.4 KB/frame over a run at fixed β), and steering on it flung β
+    to its bound. After that each step moves log β by ``gain`` × log(rate / target), clipped to ±``gain``:
+    a rate 10 % too high raises β by 0.1 % per step at the default gain, slow enough to average out the
+    batch-to-batch noise of the rate and to let the encoder follow.
     """
 
-    def __init__(self, beta: float, target_kb: float | None, hold: int = 0, gain: float = 0.01,
+    def __init__(self, beta: float, target_kb: float | None, hold: float = 0.0, gain: float = 0.01,
                  bounds: tuple[float, float] = (1e-5, 100.0)) -> None:
         self.beta, self.target_kb, self.hold, self.gain, self.bounds = beta, target_kb, hold, gain, bounds
-        self.steps = 0
 
-    def update(self, kilobytes: float) -> float:
-        """Take this step's rate (KB/frame); return β for the next step."""
-        self.steps += 1
-        if self.target_kb is not None and self.steps > self.hold:
+    def update(self, kilobytes: float, progress: float = 1.0) -> float:
+        """Take this step's rate (KB/frame) and the share of the run done; return β for the next step."""
+        if self.target_kb is not None and progress > self.hold:
             step = self.gain * min(max(math.log(max(kilobytes, 1e-9) / self.target_kb), -1.0), 1.0)
             self.beta = min(max(self.beta * math.exp(step), self.bounds[0]), self.bounds[1])
         return self.beta
+
+
+class Schedule:
+    """How far a run is (0 → 1) by steps or, with a time budget, by wall time, whichever is further; and the
+    learning-rate factor there: linear warm-up over the first 5 % (or ``steps // 20`` steps, whichever ends
+    first), then cosine decay to zero at the end."""
+
+    def __init__(self, steps: int, seconds: float | None = None) -> None:
+        self.steps, self.seconds, self.start = steps, seconds, time.monotonic()
+        self.warmup = max(steps // 20, 1)
+
+    def progress(self, step: int) -> float:
+        done = step / self.steps
+        if self.seconds is not None:
+            done = max(done, (time.monotonic() - self.start) / self.seconds)
+        return min(done, 1.0)
+
+    def lr_scale(self, step: int, progress: float) -> float:
+        return min(max(step / self.warmup, progress / 0.05), 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def build_optimizer(bottleneck: Bottleneck, lr: float) -> torch.optim.Optimizer:
@@ -214,25 +253,28 @@ def main(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     spec = detector_spec(args.model)
-    teacher = build_detector(args.model, weights=args.weights or spec.default_weights).to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels once
+    teacher = build_detector(args.model, weights=args.weights or spec.default_weights)
     for p in teacher.parameters():
         p.requires_grad_(False)
+    # built on the CPU (where the teacher's probe of its trunk runs), then moved together
     if args.init:
-        bottleneck = load_for(args.init, teacher).to(device)
+        bottleneck = load_for(args.init, teacher)
         config = bottleneck.config
     else:
         config = BottleneckConfig(args.model, args.tap, args.restore, args.channels, args.width, args.stride,
                                   args.codec)
-        bottleneck = Bottleneck(config, teacher.trunk, teacher.trunk_channels()).to(device)
+        bottleneck = Bottleneck(config, teacher.trunk, teacher.trunk_channels())
+    teacher, bottleneck = teacher.to(device), bottleneck.to(device)
     bottleneck.requires_grad_(True)  # the copied teacher blocks arrive frozen with the teacher
     if args.loss == "detect":  # fail now, not after minutes of filling the cache
         with torch.no_grad():
             teacher.anchor_outputs(teacher.neck(teacher.trunk(torch.zeros(1, 3, *teacher.input_size, device=device))))
     copied = bottleneck.decoder[3:]
     optimizer = build_optimizer(bottleneck, args.lr)
-    rate = RateController(args.beta, args.target_kb, hold=args.steps // 4)
+    rate = RateController(args.beta, args.target_kb, hold=0.25)
     peaks = [g["lr"] for g in optimizer.param_groups]
-    warmup = max(args.steps // 20, 1)
     sources = voc_photos() + video_sources(step=args.video_step)
     batches = TeacherBatches(teacher, config, sources, rng, device, args.mosaic)
     print(f"training a {config} bottleneck on {len(sources)} images ({device}), {args.steps} steps of "
@@ -244,12 +286,17 @@ def main(args: argparse.Namespace) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     steps_per_epoch = max((args.cache or len(sources)) // args.batch, 1)
     window: list[tuple[float, float, list[float]]] = []
+    budget = None if args.max_minutes is None else args.max_minutes * 60 - (time.time() - started)
+    if budget is not None and budget <= 0:
+        raise ValueError(f"--max-minutes {args.max_minutes} ran out before training began (the teacher cache "
+                         f"took {time.time() - started:.0f} s)")
+    schedule = Schedule(args.steps, budget)
     with open(log_path, "w") as log:
         progress = tqdm(range(1, args.steps + 1), desc="train", unit="step")
         for step in progress:
-            scale = min(step / warmup, 0.5 * (1 + math.cos(math.pi * step / args.steps)))
+            done = schedule.progress(step)
             for group, peak in zip(optimizer.param_groups, peaks):
-                group["lr"] = peak * scale
+                group["lr"] = peak * schedule.lr_scale(step, done)
             targets = batches.batch(args.batch)
             bottleneck.train()
             freeze_batch_norm(copied)
@@ -269,10 +316,10 @@ def main(args: argparse.Namespace) -> int:
             optimizer.zero_grad(set_to_none=True)
             (distill + rate.beta * kilobytes).backward()
             optimizer.step()
-            rate.update(kilobytes.item())
+            rate.update(kilobytes.item(), done)
             window.append((distill.item(), kilobytes.item(), errors))
             progress.set_postfix(distill=f"{window[-1][0]:.4f}", KB=f"{window[-1][1]:.2f}")
-            if step % steps_per_epoch == 0 or step == args.steps:
+            if step % steps_per_epoch == 0 or done >= 1:
                 record = epoch_record(step, steps_per_epoch, window, optimizer, started) | {"beta": rate.beta}
                 log.write(json.dumps(record) + "\n")
                 log.flush()
@@ -280,6 +327,9 @@ def main(args: argparse.Namespace) -> int:
                            f"{record['kb_per_frame']:.2f} KB/frame (β {rate.beta:.3g}), "
                            f"map errors {record['map_errors']}")
                 window.clear()
+            if done >= 1:
+                break
+    progress.close()
     bottleneck.eval().cpu()
     if config.codec == "entropy":
         bottleneck.prior.update_tables()
@@ -287,7 +337,7 @@ def main(args: argparse.Namespace) -> int:
     bottleneck.save(args.out, metadata={
         "command": command_line(args), "wall_time_s": round(wall, 1), "device": str(device),
         "torch": str(torch.__version__), "teacher": args.model, "teacher_weights": args.weights or spec.default_weights,
-        "images": len(sources), "steps": args.steps, "batch": args.batch, "beta": rate.beta,
+        "images": len(sources), "steps": step, "batch": args.batch, "beta": rate.beta,
         "target_kb": args.target_kb, "loss": args.loss,
         "init": args.init,
     })

@@ -170,8 +170,9 @@ def test_rate_controller_steers_beta_to_the_byte_budget():
     assert 1 / math.sqrt(controller.beta) == pytest.approx(2.0, rel=0.01)
     fixed = RateController(beta=0.01, target_kb=None)
     assert fixed.update(50.0) == 0.01  # no target: β stays what --beta said
-    wild = RateController(beta=1.0, target_kb=1.0, hold=2, gain=0.05)
-    assert [wild.update(1e6) for _ in range(3)] == pytest.approx([1.0, 1.0, math.exp(0.05)])  # held, then ≤ e^gain
+    wild = RateController(beta=1.0, target_kb=1.0, hold=0.5, gain=0.05)
+    betas = [wild.update(1e6, progress) for progress in (0.25, 0.5, 0.75)]
+    assert betas == pytest.approx([1.0, 1.0, math.exp(0.05)])  # held for half the run, then ≤ e^gain
 
 
 def test_train_command_with_a_byte_budget_logs_beta_and_refuses_a_bad_budget(tmp_path, capsys):
@@ -193,3 +194,25 @@ def test_train_command_refuses_a_mosaic_share_outside_zero_to_one(tmp_path, caps
     with pytest.raises(SystemExit):
         main(["train", "--mosaic", "1.5", "--out", str(tmp_path / "never.pt")])
     assert "--mosaic: needs a share between 0 and 1, got '1.5'" in capsys.readouterr().err
+
+
+def test_a_time_budget_ends_the_schedule_early_with_a_finished_decay(monkeypatch):
+    from splitinf.training import distill
+
+    clock = [100.0]
+    monkeypatch.setattr(distill.time, "monotonic", lambda: clock[0])
+    schedule = distill.Schedule(steps=1000, seconds=60)
+    assert schedule.progress(10) == pytest.approx(0.01)  # steps further than time
+    clock[0] += 30
+    assert schedule.progress(20) == pytest.approx(0.5)  # time further than steps
+    assert schedule.lr_scale(20, 0.5) == pytest.approx(0.5)  # warmed up by time, half-way down the cosine
+    clock[0] += 31
+    assert schedule.progress(30) == 1.0 and schedule.lr_scale(30, 1.0) == pytest.approx(0.0)
+    by_steps = distill.Schedule(steps=1000)  # no budget: warm-up over steps // 20, as before the option
+    assert by_steps.lr_scale(25, by_steps.progress(25)) == pytest.approx(0.5)
+
+
+def test_train_command_refuses_a_time_budget_that_is_no_positive_number(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--max-minutes", "0", "--out", str(tmp_path / "never.pt")])
+    assert "--max-minutes: needs a positive number of minutes, got '0'" in capsys.readouterr().err
