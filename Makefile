@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-## demo: run a detector split on the shared person video and print per-stage timings and sizes
+## demo: edge + emulated LTE uplink + device on the shared person video, once per mode (split, jpeg, local, auto)
 demo: $(STAMP)
-	$(PY) examples/split_video.py --model ssdlite_mobilenet_v2 --split s8 --frames 60
+	$(VENV)/bin/splitinf demo
 
 ## test: lint, import layering, then the fast test suite
 test: $(STAMP) lint
