@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-kb", type=positive_kilobytes, default=None, metavar="KB",
                         help="steer β during training so that the rate settles at KB kilobytes per frame (the "
                              "training estimate on crops; --beta is then the value it starts from, held for the "
-                             "first quarter of the steps while the entropy model learns). Without it β is fixed, "
+                             "first quarter of the run while the entropy model learns). Without it β is fixed, "
                              "and the rate it gives must be found by trial")
     parser.add_argument("--steps", type=int, default=1500, help="optimizer steps (default 1500)")
     parser.add_argument("--max-minutes", type=positive_minutes, default=None, metavar="M",
@@ -69,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video-step", type=int, default=3, help="use every N-th video frame (default 3)")
     parser.add_argument("--cache", type=int, default=0, metavar="N",
                         help="precompute N random crops through the teacher once and train on them (much faster "
-                             "on a CPU; about 0.9 MB of RAM per crop at the s16 tap); 0: fresh crops every step")
+                             "on a CPU; about 0.9 MB of memory per crop at the s16 tap, GPU memory on CUDA); "
+                             "0: fresh crops every step")
     parser.add_argument("--mosaic", type=share, default=0.0, metavar="P",
                         help="share of training pictures that are 2×2 mosaics of shrunk crops instead of one crop "
                              "(default 0): small objects and sharp detail, as in the COCO evaluation images")
