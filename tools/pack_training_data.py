@@ -20,6 +20,7 @@ import argparse
 import shutil
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import cv2
@@ -46,6 +47,8 @@ def pack_photos(out: Path, scale: float, quality: int) -> int:
                 raise ValueError(f"VOC photo {source / relative} cannot be decoded")
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             ok, encoded = cv2.imencode(".webp", image, [cv2.IMWRITE_WEBP_QUALITY, quality])
+            if not ok:
+                raise ValueError(f"OpenCV could not encode {source / relative} as WebP (quality {quality})")
             name = f"img/{voc_id}.webp"
             (target / name).write_bytes(encoded.tobytes())
             total += len(encoded)
@@ -60,8 +63,6 @@ def pack_wheels(out: Path) -> None:
     pip = [sys.executable, "-m", "pip"]
     subprocess.run([*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", str(REPO), "-w", str(wheels)],
                    check=True)
-    from importlib.metadata import version
-
     subprocess.run([*pip, "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
                     "--implementation", "cp", "--platform", "manylinux_2_17_x86_64", "-d", str(wheels),
                     f"constriction=={version('constriction')}"], check=True)
@@ -74,10 +75,9 @@ def main() -> int:
     parser.add_argument("--quality", type=int, default=60, help="WebP quality (default 60)")
     args = parser.parse_args()
     photos = pack_photos(args.out, args.scale, args.quality)
-    videos = args.out / "data" / "intel-sample-videos"
-    videos.mkdir(parents=True, exist_ok=True)
-    for video in (PERSON_VIDEO, CAR_VIDEO):
-        shutil.copy(data_root() / video, videos)
+    for video in (PERSON_VIDEO, CAR_VIDEO):  # at the same relative paths, where training looks for them
+        (args.out / "data" / video).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(data_root() / video, args.out / "data" / video)
     weights = args.out / "home" / "weights"
     weights.mkdir(parents=True, exist_ok=True)
     imported = person_weights()  # imports them first if this machine has not yet

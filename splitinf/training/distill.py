@@ -294,6 +294,7 @@ def main(args: argparse.Namespace) -> int:
     schedule = Schedule(args.steps, budget)
     with open(log_path, "w") as log:
         progress = tqdm(range(1, args.steps + 1), desc="train", unit="step")
+        step = 0  # what the metadata records if --steps 0 trains nothing
         for step in progress:
             done = schedule.progress(step)
             for group, peak in zip(optimizer.param_groups, peaks):
