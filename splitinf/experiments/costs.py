@@ -42,6 +42,22 @@ def median_ms(fn, items, repeats: int = 1) -> float:
     return float(np.median(times_ms(fn, items, repeats)))
 
 
+def interleaved_times_ms(fns: dict, items) -> dict[str, list[float]]:
+    """Milliseconds of each ``fns[name](item)``, the functions taking turns on each item (after one warm-up
+    call each): on a shared machine the CPU's speed drifts, and timing one function after the other put
+    that drift into their ratios (the split head came out at 49–57 % of the whole model between runs)."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    with torch.inference_mode():
+        for fn in fns.values():
+            fn(items[0])
+        for item in items:
+            for name, fn in fns.items():
+                start = time.perf_counter_ns()
+                fn(item)
+                times[name].append((time.perf_counter_ns() - start) / 1e6)
+    return times
+
+
 def _device_cost(name: str, samples_ms: list[float], factor: float, *rest) -> ModeCost:
     """A mode's cost with its measured device times (scaled), which the simulator draws from frame by frame."""
     scaled = tuple(t * factor for t in samples_ms)
@@ -66,33 +82,38 @@ def measure_costs(detector: SplittableDetector, checkpoints: list[str], *, jpeg_
     over ``frames`` real frames: a real device's compute varies from frame to frame, and a simulator with
     constant times phase-locks frames to the camera in ways no real device does."""
     images = list(video_frames(PERSON_VIDEO, max_frames=frames, step=47))
-    local_times = times_ms(lambda im: detector([im]), images)
-    factor = RPI4_SSDLITE_MS / float(np.median(local_times)) if slowdown == "auto" else float(slowdown)
     with torch.inference_mode():
         result_bytes = int(np.mean([_result_bytes(detector([im])[0]) for im in images]))
-    costs = {"local": _device_cost("local", local_times, factor)}
 
     def encode_jpeg(im):
         return jpeg_bytes(resize_rgb(im, jpeg_size), jpeg_quality)
 
-    payloads = [encode_jpeg(im) for im in images]
-    costs["jpeg"] = _device_cost("jpeg", times_ms(encode_jpeg, images), factor,
-                                 int(np.mean([_frame_bytes(p, "jpeg") for p in payloads])),
-                                 median_ms(lambda p: detector([decode_jpeg(p)]), payloads), result_bytes)
+    device_fns = {"local": lambda im: detector([im]), "jpeg": encode_jpeg}
+    splits = {}  # name -> (tail, codec, what its device function encoded)
     for path in checkpoints:
         bottleneck = load_for(path, detector)
         head, tail = Head(detector, bottleneck=bottleneck), Tail(detector, bottleneck=bottleneck)
-        codec = bottleneck.codec()
-        encoded = []
+        codec, encoded = bottleneck.codec(), []
 
         def device(im, head=head, codec=codec, encoded=encoded):
             latent, geometry = head([im])
             encoded.append((codec.compress(latent[0]), geometry))
 
-        device_times = times_ms(device, images)
-        edge_ms = median_ms(lambda item, tail=tail, codec=codec: tail(codec.decompress(item[0])[None], item[1]),
-                            encoded[-len(images):])
-        size = int(np.mean([_frame_bytes(p, codec.name) for p, _ in encoded]))
         name = f"split:{Path(path).stem}"
-        costs[name] = _device_cost(name, device_times, factor, size, edge_ms, result_bytes)
+        device_fns[name] = device
+        splits[name] = (tail, codec, encoded)
+    device_times = interleaved_times_ms(device_fns, images)
+    local_times = device_times["local"]
+    factor = RPI4_SSDLITE_MS / float(np.median(local_times)) if slowdown == "auto" else float(slowdown)
+    costs = {"local": _device_cost("local", local_times, factor)}
+    payloads = [encode_jpeg(im) for im in images]
+    costs["jpeg"] = _device_cost("jpeg", device_times["jpeg"], factor,
+                                 int(np.mean([_frame_bytes(p, "jpeg") for p in payloads])),
+                                 median_ms(lambda p: detector([decode_jpeg(p)]), payloads), result_bytes)
+    for name, (tail, codec, encoded) in splits.items():
+        encoded = encoded[-len(images):]
+        edge_ms = median_ms(lambda item, tail=tail, codec=codec: tail(codec.decompress(item[0])[None], item[1]),
+                            encoded)
+        size = int(np.mean([_frame_bytes(p, codec.name) for p, _ in encoded]))
+        costs[name] = _device_cost(name, device_times[name], factor, size, edge_ms, result_bytes)
     return costs, factor
