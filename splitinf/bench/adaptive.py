@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # The policy's tuning knobs a variant may set (the rest follow from the run: base RTT, frame period).
-TUNABLE = ("margin", "distrust", "distrust_weight", "half_life_ms", "probe_ms", "max_probe_ms")
+TUNABLE = ("margin", "distrust", "distrust_weight", "half_life_ms", "probe_ms", "max_probe_ms", "quantile",
+           "window_ms")
 
 
 def policy_variant(text: str) -> dict[str, float]:
@@ -73,7 +74,9 @@ def variant_label(settings: dict[str, float]) -> str:
 
 def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace, seed: int = 0,
              tuning: dict[str, float] | None = None):
-    policy = AdaptivePolicy([ModeEstimate(c.name, c.device_ms, c.uplink_bytes, c.edge_ms) for c in costs.values()],
+    # The policy starts from the measured device times, as a device that has run each mode for a while would.
+    policy = AdaptivePolicy([ModeEstimate(c.name, c.device_ms, c.uplink_bytes, c.edge_ms, c.device_samples_ms)
+                             for c in costs.values()],
                             base_rtt_ms=2 * args.delay_ms, frame_period_ms=1000 / args.fps, **(tuning or {}))
 
     def observe(cost: ModeCost, capture: float, sent: float, result: float) -> None:

@@ -268,8 +268,9 @@ class DeviceClient:
 
     def _process(self, slot: LatestFrame) -> None:
         while not self.stop.is_set():
-            with self.lock:  # (auto never waits: a full window makes it compute locally)
-                while self.policy is None and len(self.in_flight) >= self.window and not self.stop.is_set():
+            with self.lock:  # auto waits only while an answer is due; otherwise a full window means local
+                while (len(self.in_flight) >= self.window and not self.stop.is_set()
+                       and (self.policy is None or self.policy.slot_due(time.perf_counter_ns() / 1e6))):
                     self.room.wait(0.05)
             rescue = self._take_rescue()
             if rescue is not None:  # an offload given up on: its frame is answered locally, first

@@ -1,23 +1,32 @@
-"""The bandwidth-adaptive policy of ``--mode auto``: per frame, the mode with the lowest expected
-capture-to-output latency, among the modes it is given (give it only those accurate enough: the device's
-``--auto-modes``).
+"""The bandwidth-adaptive policy of ``--mode auto``: per frame, the mode with the lowest *tail* latency
+(capture to output, at the ``quantile``, 0.95), among the modes it is given (give it only those accurate
+enough: the device's ``--auto-modes``).
 
-Expected latency of an offload = the frame's age when the device gets to it + device compute + uplink bytes
-÷ estimated uplink rate + edge compute + the base round trip; of ``local`` = age + the device's compute for
-the whole model. The age term matters: a mode that keeps the device busy longer than the camera's frame
-period makes every frame wait. An offload is chosen only when it is expected to be faster than local by
-``margin`` (20 %): it carries the link's variance (a dip, an outage onset), local does not — plus
-``distrust`` × the share of recent offloads that got no answer in time (lost probes aside). Every such
-frame ends in the latency tail (it waits for the give-up, then for local compute), so on a link that keeps
-dipping between good moments (AT&T LTE 2016) only offloads expected to be much faster are worth that risk,
-while a steady fast link keeps the plain margin.
+Why the tail and not the mean: what a camera user is promised is a p95, and the two disagree. A 17 KB JPEG
+is expected to arrive sooner than a 2.5 KB split on a good LTE stretch, but it suffers every rate dip the
+split rides out; ranking by the mean sent JPEGs into those dips (``splitinf bench adaptive``: 40 ms of p95
+lost to the fixed split on TMobile-LTE-short). So each mode's latency is predicted as a distribution, in the
+steady state of sending every frame that way: the device times measured for the mode + the frame's age when
+the device gets to it + uplink bytes ÷ each uplink rate measured over the last ``window_ms`` (60 s) + edge
+compute + the base round trip; ``local`` = its device times + age. The age matters: a mode that keeps the
+device busy longer than the camera's frame period makes every frame wait up to a period (so local's tail is
+its compute plus a whole period). An offload is chosen only when its tail beats local's by ``margin``
+(20 %): local's tail is known, an offload's is a forecast from the past minute — plus ``distrust`` × the
+share of recent offloads that got no answer in time (lost probes aside), since every such frame ends in the
+tail (it waits for the give-up, then for local compute).
 
-The uplink rate is estimated from the timing of replies (an exponentially weighted average that forgets
-within about a second); a frame that gets no answer (deadline passed, or three times its expected latency:
-``give_up_ms``) counts as a rate of zero, so an outage falls back to local inference at once — and the device
-computes the frame it gave up on locally. While local wins, a copy of a frame is offloaded now and then (the
-frame's own result still comes from local inference, so probing an outage costs no latency) so that the
-policy notices when the link comes back. The policy is pure (times in ms are passed in), so the device
+When the in-flight window is full, an offload is still chosen (the device waits for a slot, as a fixed mode
+does) if the oldest answer is due by now; otherwise the frame is computed locally. Computing locally
+whenever the window was full put a 160 ms frame into the tail of a split run that only had to wait a few ms.
+
+The uplink rate is measured from the timing of replies; besides the window of samples, an exponentially
+weighted average (forgetting within about a second) is the current rate. A frame that gets no answer
+(deadline passed, or three times its expected latency: ``give_up_ms``) sets the current rate to zero, so an
+outage falls back to local inference at once — and the device computes the frame it gave up on locally; it
+enters the window as the rate it has at most (its bytes over the time waited). While local wins, a copy of
+a frame is offloaded every ``probe_ms`` (backing off to ``max_probe_ms``; the frame's own result still comes
+from local inference, so probing an outage costs no latency) so that the policy notices when the link comes
+back, and the window keeps filling. The policy is pure (times in ms are passed in), so the device
 runtime and the discrete-event simulator run the very same code. Its public methods hold a lock: the
 device calls them from its compute thread (choose, probe, local costs) and its I/O thread (answers, losses).
 """
@@ -26,9 +35,12 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
+
+import numpy as np
 
 Method = TypeVar("Method", bound=Callable)
 
@@ -44,23 +56,52 @@ def locked(method: Method) -> Method:
     return wrapper  # type: ignore[return-value]
 
 
+DEVICE_SAMPLES = 64  # recent device times kept per mode: its tail moves with the board's load
+
+
 @dataclass
 class ModeEstimate:
+    """What a frame costs in a mode: device compute (an average, and recent measurements for its spread),
+    uplink bytes and edge compute."""
+
     name: str
     device_ms: float
     uplink_bytes: float = 0.0
     edge_ms: float = 0.0
+    device_samples_ms: deque = field(default_factory=lambda: deque(maxlen=DEVICE_SAMPLES))
+
+    def __post_init__(self) -> None:
+        self.device_samples_ms = deque(self.device_samples_ms, maxlen=DEVICE_SAMPLES)
 
     @property
     def local(self) -> bool:
         return self.uplink_bytes == 0
 
+    def device_quantiles(self) -> np.ndarray:
+        """Deciles of the measured device times (the average alone before any measurement): eleven values
+        stand for the spread, so that a forecast costs 11 × the rate samples, not 64 ×."""
+        samples = self.device_samples_ms or [self.device_ms]
+        return np.quantile(np.asarray(samples, dtype=float), np.linspace(0, 1, 11))
+
+
+@dataclass
+class Offload:
+    """An offload awaiting its answer."""
+
+    sent_ms: float
+    give_up_ms: float  # after this long without an answer, the link is taken for gone
+    due_ms: float  # when its answer is expected
+    uplink_bytes: float
+    waited_on: bool  # a frame waits on it (a probe: no)
+
 
 class AdaptivePolicy:
     def __init__(self, modes: list[ModeEstimate], *, initial_rate_bps: float = 1e6, half_life_ms: float = 250.0,
-                 probe_ms: float = 1000.0, max_probe_ms: float = 8000.0, base_rtt_ms: float = 40.0,
+                 probe_ms: float = 1000.0, max_probe_ms: float = 1000.0, base_rtt_ms: float = 40.0,
                  frame_period_ms: float = 0.0, margin: float = 0.2, distrust: float = 1.0,
-                 distrust_weight: float = 0.3) -> None:
+                 distrust_weight: float = 0.3, quantile: float = 0.95, window_ms: float = 60_000.0) -> None:
+        if not 0 < quantile < 1:
+            raise ValueError(f"the policy's quantile must be between 0 and 1, got {quantile}")
         if not any(m.local for m in modes):
             raise ValueError("the adaptive policy needs a local mode to fall back to")
         self._lock = threading.RLock()
@@ -69,13 +110,14 @@ class AdaptivePolicy:
         self.half_life_ms, self.probe_ms, self.base_rtt_ms = half_life_ms, probe_ms, base_rtt_ms
         self.frame_period_ms = frame_period_ms
         self.margin, self.distrust, self.distrust_weight = margin, distrust, distrust_weight
+        self.quantile, self.window_ms = quantile, window_ms
+        self.rate_samples: deque[tuple[float, float]] = deque()  # (ms, bit/s) over the last window_ms
         self.unanswered_share = 0.0  # moving average over offload outcomes: 1 given up on, 0 answered in time
         self.max_probe_ms = max(max_probe_ms, probe_ms)
-        self.probe_interval_ms = probe_ms  # doubles while probes keep finding local faster
+        self.probe_interval_ms = probe_ms  # doubles while probes keep finding local faster (to max_probe_ms)
         self.last_update_ms = 0.0
         self.last_offload_ms = -1e18
-        # (sent ms, give-up delay ms, whether a frame waits on it, i.e. not a probe) of unanswered offloads
-        self.outstanding: list[tuple[float, float, bool]] = []
+        self.outstanding: list[Offload] = []  # oldest first
         self.choices: dict[str, int] = {name: 0 for name in self.modes}
         self.probes = 0  # copies of locally computed frames offloaded to measure the link
 
@@ -96,17 +138,43 @@ class AdaptivePolicy:
                 + self.base_rtt_ms)
 
     @locked
+    def tail_ms(self, mode: ModeEstimate, now_ms: float) -> float:
+        """The ``quantile`` of this mode's latency if every frame went that way now (see the module's text)."""
+        device = mode.device_quantiles()
+        if mode.local:
+            busy = mode.device_ms > self.frame_period_ms  # then the newest frame is 0 to 1 period old
+            ages = (np.arange(20) + 0.5) / 20 * self.frame_period_ms if busy else np.zeros(1)
+            return float(np.quantile(np.add.outer(device, ages), self.quantile))
+        if self.rate_bps <= 0:
+            return float("inf")
+        self._forget(now_ms)
+        rates = np.array([rate for _, rate in self.rate_samples] + [self.rate_bps])
+        with np.errstate(divide="ignore"):
+            transfer_ms = mode.uplink_bytes * 8 / rates * 1000  # a rate of zero: never arrives
+        fixed_ms = self.age_ms(mode) * 2 + mode.edge_ms + self.base_rtt_ms  # a busy device: up to a period old
+        return float(np.quantile(np.add.outer(device, transfer_ms), self.quantile, method="higher")) + fixed_ms
+
+    @locked
+    def slot_due(self, now_ms: float) -> bool:
+        """Whether the oldest offload a frame waits on is due to be answered now (late by less than a frame
+        period): then a full in-flight window is worth waiting for. Later than that, the link is suspect and
+        waiting would make frames miss their turn."""
+        waited = [o for o in self.outstanding if o.waited_on]
+        return bool(waited) and 0 <= now_ms - waited[0].due_ms <= max(self.frame_period_ms, 50.0)
+
+    @locked
     def choose(self, now_ms: float, window_full: bool = False) -> str:
         """The mode for a frame starting now; ``window_full``: no offload can be sent now (too many frames
-        in flight), so only local is possible — and no offload is promised that will never be sent."""
+        in flight): an offload is chosen only if an answer is due (the device then waits for its slot)."""
         if self.outstanding:  # an answer far later than expected: the link is probably gone
-            sent, give_up, _ = self.outstanding[0]
-            if now_ms - sent > give_up and self.rate_bps > 0:
+            oldest = self.outstanding[0]
+            if now_ms - oldest.sent_ms > oldest.give_up_ms and self.rate_bps > 0:
                 self.rate_bps = 0.0
-                self._settle(answered=False)
-        candidates = [m for m in self.modes.values() if m.local or not window_full]
+                if self._settle(answered=False):  # its rate was at most this
+                    self._sample(now_ms, oldest.uplink_bytes * 8 / (now_ms - oldest.sent_ms) * 1000)
+        candidates = [m for m in self.modes.values() if m.local or not window_full or self.slot_due(now_ms)]
         margin = self.margin + self.distrust * self.unanswered_share
-        best = min(candidates, key=lambda m: self.expected_ms(m) * (1.0 if m.local else 1.0 + margin))
+        best = min(candidates, key=lambda m: self.tail_ms(m, now_ms) * (1.0 if m.local else 1.0 + margin))
         if not best.local:
             self._sent(now_ms, best, waited_on=True)
             self.probe_interval_ms = self.probe_ms  # the link is worth using: probe promptly after the next outage
@@ -138,25 +206,39 @@ class AdaptivePolicy:
 
     def _sent(self, now_ms: float, mode: ModeEstimate, waited_on: bool) -> None:
         self.last_offload_ms = now_ms
-        self.outstanding.append((now_ms, self.give_up_ms(mode.name), waited_on))
+        due = now_ms + self.expected_ms(mode) - self.age_ms(mode)
+        self.outstanding.append(Offload(now_ms, self.give_up_ms(mode.name), due, mode.uplink_bytes, waited_on))
 
-    def _settle(self, answered: bool) -> None:
-        """The oldest offload was answered or given up on. An answer restores trust; only an offload a frame
-        waited on costs it when lost (a lost probe cost no frame anything, and probing a dead link is its job)."""
+    def _settle(self, answered: bool) -> bool:
+        """The oldest offload was answered or given up on; returns whether it counts against the link. An
+        answer restores trust; only an offload a frame waited on costs it when lost, and only such a loss
+        enters the window of rates (a lost probe cost no frame anything — probing a dead link is its job — and
+        an outage's probes would otherwise keep the link's tail infinite for a minute after it ended)."""
         if not self.outstanding:
-            return
-        _, _, waited_on = self.outstanding.pop(0)
+            return False
+        waited_on = self.outstanding.pop(0).waited_on
         if answered or waited_on:
             w = self.distrust_weight
             self.unanswered_share = (1 - w) * self.unanswered_share + w * (0.0 if answered else 1.0)
+        return not answered and waited_on
 
-    def _blend(self, sample_bps: float, now_ms: float) -> None:
+    def _sample(self, now_ms: float, rate_bps: float) -> None:
+        self.rate_samples.append((now_ms, rate_bps))
+        self._forget(now_ms)
+
+    def _forget(self, now_ms: float) -> None:
+        while self.rate_samples and self.rate_samples[0][0] < now_ms - self.window_ms:
+            self.rate_samples.popleft()
+
+    def _blend(self, sample_bps: float, now_ms: float, remember: bool = True) -> None:
         weight = 0.5 ** (max(now_ms - self.last_update_ms, 0.0) / self.half_life_ms)
         weight = min(max(weight, 0.2), 0.8)  # every sample moves the estimate, none replaces it
         if sample_bps < self.rate_bps:
             weight *= 0.6  # a falling rate costs latency now: follow it faster than a rising one
         self.rate_bps = weight * self.rate_bps + (1 - weight) * sample_bps
         self.last_update_ms = now_ms
+        if remember:
+            self._sample(now_ms, sample_bps)
 
     @locked
     def observe(self, name: str, sent_ms: float, result_ms: float, edge_ms: float) -> None:
@@ -169,16 +251,17 @@ class AdaptivePolicy:
     @locked
     def observe_loss(self, now_ms: float) -> None:
         """An offloaded frame got no answer in time: the link is (nearly) gone."""
-        self._settle(answered=False)
-        self._blend(0.0, now_ms)
+        self._blend(0.0, now_ms, remember=self._settle(answered=False))
         if self.rate_bps < 1e3:
             self.rate_bps = 0.0
 
     @locked
     def update_mode(self, name: str, *, device_ms: float | None = None, uplink_bytes: float | None = None,
                     edge_ms: float | None = None, weight: float = 0.2) -> None:
-        """Fold a measurement of a mode's own costs into its estimate."""
+        """Fold a measurement of a mode's own costs into its estimate (device times are also kept as samples)."""
         mode = self.modes[name]
+        if device_ms is not None:
+            mode.device_samples_ms.append(device_ms)
         for attribute, value in (("device_ms", device_ms), ("uplink_bytes", uplink_bytes), ("edge_ms", edge_ms)):
             if value is not None:
                 setattr(mode, attribute, (1 - weight) * getattr(mode, attribute) + weight * value)

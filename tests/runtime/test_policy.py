@@ -1,4 +1,4 @@
-"""The adaptive policy: lowest expected latency, reaction to rate changes and outages, probing."""
+"""The adaptive policy: lowest tail latency, reaction to rate changes and outages, probing."""
 
 import pytest
 from splitinf.netsim.channel import Direction
@@ -43,29 +43,54 @@ def test_picks_jpeg_on_a_fast_link_and_split_on_a_slow_one():
     assert feed(policy, 1e6, 3000, 1)[-3:] == ["split"] * 3  # reacted within a second
 
 
+def test_ranks_by_the_tail_so_a_link_that_dips_gets_the_small_payload():
+    """A link at 20 Mbit/s that dips to 0.5 Mbit/s one sample in ten: JPEG is faster on average (5 + 8 + 40
+    + 40 = 93 ms against split's 50 + 1 + 30 + 40 = 121 ms) but its 95th percentile is 5 + 320 + 80 = 405 ms
+    against split's 50 + 40 + 70 = 160 ms."""
+    policy = fresh()
+    for i in range(200):
+        policy.observe("split", i * 100.0, i * 100.0 + (2_500 * 8 / (0.5e6 if i % 10 == 0 else 20e6) * 1000 + 70), 30)
+    policy.rate_bps = 20e6  # the current estimate: a good moment
+    assert policy.expected_ms(policy.modes["jpeg"]) < policy.expected_ms(policy.modes["split"])
+    assert policy.tail_ms(policy.modes["jpeg"], 20_000) == pytest.approx(5 + 20_000 * 8 / 0.5e6 * 1000 + 80)
+    assert policy.tail_ms(policy.modes["split"], 20_000) == pytest.approx(50 + 2_500 * 8 / 0.5e6 * 1000 + 70)
+    assert policy.choose(20_000) == "split"
+
+
 def test_outage_falls_back_to_local_and_probes_back():
     policy = fresh()
-    feed(policy, 5e6, 0, 2)
+    feed(policy, 5e6, 0, 30)  # half a minute of a good link: the window of rates is full of it
     probes = policy.probes
-    during = feed(policy, 0, 2000, 3)
+    during = feed(policy, 0, 30_000, 3)
     assert during[-20:] == ["local"] * 20  # within a second of silence every frame is computed locally …
-    assert policy.probes - probes >= 1  # … and copies of frames still probe the link (1 s, then 2 s, 4 s …)
-    after = feed(policy, 5e6, 5000, 3)
+    assert policy.probes - probes >= 2  # … and copies of frames still probe the link, every second
+    after = feed(policy, 5e6, 33_000, 3)
     assert after[-5:] != ["local"] * 5
 
 
-def test_offloads_only_when_clearly_faster_and_counts_the_age_of_frames():
+def test_offloads_only_when_the_tail_is_clearly_shorter_and_counts_the_age_of_frames():
     policy = fresh()
     local, split = policy.modes["local"], policy.modes["split"]
     assert policy.expected_ms(local) == 160 + 50  # busy longer than a frame period: frames wait half a period
+    assert policy.tail_ms(local, 0) == pytest.approx(160 + 95, abs=3)  # … and up to a whole period in the tail
     policy.rate_bps = 2e6
     assert policy.expected_ms(split) == 50 + 2_500 * 8 / 2e6 * 1000 + 30 + 40  # idle between frames: no wait
-    split.device_ms = 100  # split: 180 ms expected against local's 210, faster but not by 20 %: not worth the risk
     policy.modes.pop("jpeg")
-    assert policy.choose(0.0) == "local"
-    split.device_ms = 90  # 170 ms: clearly faster
+    split.device_samples_ms.extend([140.0] * 10)  # 140 + 10 + 30 + 40 = 220 ms: shorter than local's 255 ms,
+    assert policy.choose(0.0) == "local"  # but not by the 20 % margin: not worth the link's risk
+    split.device_samples_ms.extend([80.0] * 64)  # 160 ms: clearly shorter
+    split.device_ms = 80.0
     assert policy.choose(100.0) == "split"
-    assert policy.give_up_ms("split") == 3 * 170  # it waits for a result three times as long as expected
+    assert policy.give_up_ms("split") == 3 * 160  # it waits for a result three times as long as expected
+
+
+def test_a_full_window_is_waited_for_only_when_an_answer_is_due():
+    policy = fresh()
+    policy.modes.pop("jpeg")
+    policy.rate_bps = 20e6  # split: expected back 50 + 1 + 30 + 40 = 121 ms after it is chosen
+    assert policy.choose(0.0) == "split"
+    assert not policy.slot_due(100.0) and policy.choose(100.0, window_full=True) == "local"
+    assert policy.slot_due(121.0) and policy.choose(130.0, window_full=True) == "split"
 
 
 def test_simulated_auto_beats_fixed_modes_on_a_link_with_an_outage():
@@ -89,7 +114,8 @@ def test_simulated_auto_beats_fixed_modes_on_a_link_with_an_outage():
         return costs[name] if name else None
 
     auto = simulate(lambda now, full: costs[policy.choose(now, full)], 300, 10, uplink(),
-                    Direction(ConstantRate(20e6), delay_ms=20), observe=observe, probe=probe)
+                    Direction(ConstantRate(20e6), delay_ms=20), observe=observe, probe=probe,
+                    rescue_after=lambda cost: policy.give_up_ms(cost.name), rescue_with=costs["local"])
     assert len(auto.latencies_ms) + auto.stale == 300
     assert auto.percentile(95) <= min(r.percentile(95) for r in fixed_runs.values())
 
@@ -122,14 +148,30 @@ def test_simulated_rescue_answers_a_frame_stuck_in_an_outage_locally():
 def test_offloads_that_go_unanswered_raise_the_bar_until_answers_return():
     policy = AdaptivePolicy([ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 40.0)],
                             frame_period_ms=100)
-    borderline = 20_000 * 8 / 0.075  # jpeg expected in 160 ms, local in 210: faster by more than the margin
+    borderline = 20_000 * 8 / 0.111  # jpeg's tail 5 + 111 + 40 + 40 = 196 ms, local's 255: 30 % shorter
     policy.rate_bps = borderline
     assert policy.choose(0) == "jpeg"
     policy.observe_loss(1000)  # … but that offload got no answer
+    policy.rate_samples.clear()  # (forget the loss as a rate, to see the distrust alone)
     policy.rate_bps = borderline  # even with the rate estimate back where it was …
-    assert policy.choose(1100) == "local"  # … 24 % faster is no longer enough
+    assert policy.choose(1100) == "local"  # … 30 % shorter is no longer enough
     for t in range(2000, 20000, 100):  # probes, answered at that same rate, restore the trust
         if policy.probe(t):
-            policy.observe("jpeg", t, t + 155, 40.0)
+            policy.observe("jpeg", t, t + 191, 40.0)
         policy.rate_bps = borderline
     assert policy.choose(20000) == "jpeg"
+
+
+def test_a_loss_stays_in_the_tail_until_answers_outnumber_it():
+    policy = AdaptivePolicy([ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 40.0)],
+                            frame_period_ms=100, distrust=0)
+    policy.rate_bps = 20e6
+    assert policy.choose(0) == "jpeg"
+    policy.observe_loss(50)  # a frame waited on it in vain: a rate of zero, one sample in two never arrives
+    policy.observe("jpeg", 0, 100, 40.0)
+    policy.rate_bps = 20e6
+    assert policy.tail_ms(policy.modes["jpeg"], 100) == float("inf") and policy.choose(100) == "local"
+    for t in range(200, 4000, 100):  # 38 answers: the loss is now beyond the 95th percentile
+        policy.observe("jpeg", t, t + 100, 40.0)
+    assert policy.choose(4000) == "jpeg"
+    assert policy.tail_ms(policy.modes["jpeg"], 70_000) == pytest.approx(5 + 20 + 80)  # a minute on: forgotten
