@@ -25,37 +25,26 @@ from splitinf.tail import Tail
 RPI4_SSDLITE_MS = 160.0  # middle of the published 110–210 ms for SSDLite-MobileNetV2 on a Raspberry Pi 4
 
 
-def times_ms(fn, items, repeats: int = 1) -> list[float]:
-    """Milliseconds of ``fn(item)`` for each item, ``repeats`` times each, after one warm-up call."""
-    times = []
-    with torch.inference_mode():
-        fn(items[0])  # warm-up: the first call pays for allocations and lazy initialisation
-        for item in items:
-            for _ in range(repeats):
-                start = time.perf_counter_ns()
-                fn(item)
-                times.append((time.perf_counter_ns() - start) / 1e6)
-    return times
-
-
-def median_ms(fn, items, repeats: int = 1) -> float:
-    return float(np.median(times_ms(fn, items, repeats)))
-
-
-def interleaved_times_ms(fns: dict, items) -> dict[str, list[float]]:
-    """Milliseconds of each ``fns[name](item)``, the functions taking turns on each item (after one warm-up
-    call each): on a shared machine the CPU's speed drifts, and timing one function after the other put
-    that drift into their ratios (the split head came out at 49–57 % of the whole model between runs)."""
+def interleaved_times_ms(fns: dict, items, repeats: int = 1) -> dict[str, list[float]]:
+    """Milliseconds of each ``fns[name](item)``, ``repeats`` times each, the functions taking turns on each
+    item (after one warm-up call each: the first call pays for allocations and lazy initialisation). On a
+    shared machine the CPU's speed drifts, and timing one function after the other put that drift into their
+    ratios (in a throwaway timing, the split head came out at 49–57 % of the whole model between runs)."""
     times: dict[str, list[float]] = {name: [] for name in fns}
     with torch.inference_mode():
         for fn in fns.values():
             fn(items[0])
         for item in items:
             for name, fn in fns.items():
-                start = time.perf_counter_ns()
-                fn(item)
-                times[name].append((time.perf_counter_ns() - start) / 1e6)
+                for _ in range(repeats):
+                    start = time.perf_counter_ns()
+                    fn(item)
+                    times[name].append((time.perf_counter_ns() - start) / 1e6)
     return times
+
+
+def median_ms(fn, items, repeats: int = 1) -> float:
+    return float(np.median(interleaved_times_ms({"fn": fn}, items, repeats)["fn"]))
 
 
 def _device_cost(name: str, samples_ms: list[float], factor: float, *rest) -> ModeCost:

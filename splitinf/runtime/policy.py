@@ -172,7 +172,8 @@ class AdaptivePolicy:
                 self.rate_bps = 0.0
                 if self._settle(answered=False):  # its rate was at most this
                     self._sample(now_ms, oldest.uplink_bytes * 8 / (now_ms - oldest.sent_ms) * 1000)
-        candidates = [m for m in self.modes.values() if m.local or not window_full or self.slot_due(now_ms)]
+        can_offload = not window_full or self.slot_due(now_ms)
+        candidates = [m for m in self.modes.values() if m.local or can_offload]
         margin = self.margin + self.distrust * self.unanswered_share
         best = min(candidates, key=lambda m: self.tail_ms(m, now_ms) * (1.0 if m.local else 1.0 + margin))
         if not best.local:
