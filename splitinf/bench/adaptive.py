@@ -89,8 +89,11 @@ def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace, s
         name = policy.probe(now)
         return costs[name] if name else None
 
+    def choose(now: float, window_full: bool, age: float) -> ModeCost:
+        return costs[policy.choose(now, window_full, age)]
+
     frames = int(args.seconds * args.fps)
-    return simulate(lambda now, full: costs[policy.choose(now, full)], frames, args.fps, link(trace, args.delay_ms),
+    return simulate(choose, frames, args.fps, link(trace, args.delay_ms),
                     link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, observe=observe, probe=probe,
                     rescue_after=lambda cost: policy.give_up_ms(cost.name), rescue_with=costs["local"],
                     seed=seed, name="auto"), policy

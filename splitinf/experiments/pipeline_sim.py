@@ -63,7 +63,7 @@ class SimResult:
         return float(np.mean(sent)) / 1024 if sent else 0.0
 
 
-Chooser = Callable[[float, bool], ModeCost]  # (start ms, in-flight window full) -> the frame's mode
+Chooser = Callable[[float, bool, float], ModeCost]  # (start ms, in-flight window full, frame age ms) -> its mode
 # observe(cost, capture_ms, sent_ms, result_ms): every offloaded frame's outcome, for adaptive policies
 Observer = Callable[[ModeCost, float, float, float], None]
 Prober = Callable[[float], "ModeCost | None"]  # after a local frame: the mode of a copy sent to probe the link
@@ -71,7 +71,7 @@ Prober = Callable[[float], "ModeCost | None"]  # after a local frame: the mode o
 
 def fixed(cost: ModeCost) -> Chooser:
     """Always the same mode (waiting for a free in-flight slot when the window is full)."""
-    return lambda _now, _full: cost
+    return lambda _now, _full, _age: cost
 
 
 def simulate(choose: Chooser, frames: int, fps: float, uplink: Direction, downlink: Direction, *,
@@ -118,6 +118,10 @@ def simulate(choose: Chooser, frames: int, fps: float, uplink: Direction, downli
             samples = sorted_samples[cost.device_samples_ms] = sorted(cost.device_samples_ms)
         return samples[int(quantiles[frame] * len(samples))]
 
+    def newest_at(t: float) -> int:
+        """The newest frame captured by ``t`` (the next one to come, before its capture)."""
+        return min(frames - 1, max(next_frame, int(math.floor((t - start_ms) / period + 1e-9))))
+
     def offload(cost: ModeCost, sent: float) -> float:
         nonlocal edge_free
         arrival = uplink.send_message(cost.uplink_bytes, sent)
@@ -137,10 +141,10 @@ def simulate(choose: Chooser, frames: int, fps: float, uplink: Direction, downli
         while news and news[0][0] <= ready:
             _, _, cost, capture_ms, sent_ms, result_ms = heapq.heappop(news)
             observe(cost, capture_ms, sent_ms, result_ms)
-        cost = choose(ready, slots[0] > ready)
+        cost = choose(ready, slots[0] > ready, ready - (start_ms + newest_at(ready) * period))
         start = ready if cost.local else max(ready, slots[0])
         network_bound = start > ready  # waiting for unanswered frames, not for the device's own compute
-        newest = min(frames - 1, max(next_frame, int(math.floor((start - start_ms) / period + 1e-9))))
+        newest = newest_at(start)
         capture = start_ms + newest * period
         start = max(start, capture)
         skipped = newest - next_frame  # replaced by a newer frame while the pipeline was busy

@@ -285,7 +285,7 @@ class DeviceClient:
             record.stages["wait"] = (time.perf_counter_ns() - captured.captured_ns) / 1e6
             mode, probe = self.mode, None
             if self.policy is not None:
-                mode, probe = self._choose()
+                mode, probe = self._choose(record.stages["wait"])
             record.mode = mode
             if self.prefilter is not None and mode != "split" and not self._worth_it(record):
                 continue
@@ -303,14 +303,15 @@ class DeviceClient:
         with self.lock:
             return self._rescues.popleft() if self._rescues else None
 
-    def _choose(self) -> tuple[str, str | None]:
-        """--mode auto: (this frame's mode, the mode of a copy that probes the link while local wins)."""
+    def _choose(self, age_ms: float) -> tuple[str, str | None]:
+        """--mode auto: (the mode of this frame, captured ``age_ms`` ago, and the mode of a copy that probes the
+        link while local wins)."""
         if not self.connected.is_set():
             return "local", None
         now = time.perf_counter_ns() / 1e6
         with self.lock:
             window_full = len(self.in_flight) >= self.window
-        mode = self.policy.choose(now, window_full)
+        mode = self.policy.choose(now, window_full, age_ms)
         return mode, (self.policy.probe(now) if mode == "local" and not window_full else None)
 
     def _worth_it(self, record: FrameRecord) -> bool:

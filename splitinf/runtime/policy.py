@@ -1,19 +1,26 @@
-"""The bandwidth-adaptive policy of ``--mode auto``: per frame, the mode with the lowest *tail* latency
-(capture to output, at the ``quantile``, 0.95), among the modes it is given (give it only those accurate
-enough: the device's ``--auto-modes``).
+"""The bandwidth-adaptive policy of ``--mode auto``: per frame, the mode that keeps the *tail* latency
+(capture to output, at the ``quantile``, 0.95) lowest, among the modes it is given (give it only those
+accurate enough: the device's ``--auto-modes``).
 
 Why the tail and not the mean: what a camera user is promised is a p95, and the two disagree. A 17 KB JPEG
 is expected to arrive sooner than a 2.5 KB split on a good LTE stretch, but it suffers every rate dip the
 split rides out; ranking by the mean sent JPEGs into those dips (``splitinf bench adaptive``: 40 ms of p95
-lost to the fixed split on TMobile-LTE-short). So each mode's latency is predicted as a distribution, in the
-steady state of sending every frame that way: the device times measured for the mode + the frame's age when
-the device gets to it + uplink bytes ÷ each uplink rate measured over the last ``window_ms`` (60 s) + edge
-compute + the base round trip; ``local`` = its device times + age. The age matters: a mode that keeps the
-device busy longer than the camera's frame period makes every frame wait up to a period (so local's tail is
-its compute plus a whole period). An offload is chosen only when its tail beats local's by ``margin``
-(20 %): local's tail is known, an offload's is a forecast from the past minute — plus ``distrust`` × the
-share of recent offloads that got no answer in time (lost probes aside), since every such frame ends in the
-tail (it waits for the give-up, then for local compute).
+lost to the fixed split on TMobile-LTE-short). So each mode's latency from when the device starts on a
+frame is forecast as a distribution: the device times measured for the mode + uplink bytes ÷ each uplink
+rate measured over the last ``window_ms`` (60 s; none before ``MIN_RATE_SAMPLES``) + edge compute + the
+base round trip; ``local`` = its device times. An offload's network share of that tail is raised by
+``margin`` (10 %) + ``distrust`` × the share of recent offloads that got no answer in time (lost probes
+aside): local's tail is known, an offload's is a forecast from the past minute, and every unanswered frame
+ends in the tail (it waits for the give-up, then for local compute).
+
+Why two frames: a device slower than the camera (a 160 ms model at 10 fps) keeps the *next* frame waiting
+for as long as this one occupies it, and that wait is latency too: computed locally, frames start up to a
+whole period after their capture, and that age is most of local's p95. So a frame (captured ``age_ms``
+ago) is given the mode that minimises the slower of two latencies: its own (age + forecast tail), and the
+next frame's if it started in its best mode once the device is free (its age then + that mode's tail). An
+offload that costs the device a few milliseconds (a JPEG) or less than a period (a split head) leaves the
+next frame fresh; on a fast link, auto interleaves local frames with offloads of the frames that local
+compute would have made old, which no fixed mode can do (``splitinf bench adaptive``).
 
 When the in-flight window is full, an offload is still chosen (the device waits for a slot, as a fixed mode
 does) if the oldest answer is due by now; otherwise the frame is computed locally. Computing locally
@@ -57,6 +64,15 @@ def locked(method: Method) -> Method:
 
 
 DEVICE_SAMPLES = 64  # recent device times kept per mode: its tail moves with the board's load
+# Uplink rates needed in the window before an offload's tail is forecast from them: the 95th percentile of
+# a handful is their maximum, and one fast probe on a link that bursts would make the link look good.
+MIN_RATE_SAMPLES = 5
+
+
+def upper_quantile(values: np.ndarray, q: float) -> float:
+    """``np.quantile(values, q, method="higher")`` by a partial sort: it runs for every mode of every frame."""
+    k = int(np.ceil(q * (len(values) - 1)))
+    return float(np.partition(values, k)[k])
 
 
 @dataclass
@@ -69,6 +85,7 @@ class ModeEstimate:
     uplink_bytes: float = 0.0
     edge_ms: float = 0.0
     device_samples_ms: deque = field(default_factory=lambda: deque(maxlen=DEVICE_SAMPLES))
+    _deciles: tuple[tuple, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.device_samples_ms = deque(self.device_samples_ms, maxlen=DEVICE_SAMPLES)
@@ -79,9 +96,17 @@ class ModeEstimate:
 
     def device_quantiles(self) -> np.ndarray:
         """Deciles of the measured device times (the average alone before any measurement): eleven values
-        stand for the spread, so that a forecast costs 11 × the rate samples, not 64 ×."""
-        samples = self.device_samples_ms or [self.device_ms]
-        return np.quantile(np.asarray(samples, dtype=float), np.linspace(0, 1, 11))
+        stand for the spread, so that a forecast costs 11 × the rate samples, not 64 ×. Kept until the
+        samples change (every frame asks for them, a measurement comes far less often)."""
+        samples = tuple(self.device_samples_ms) or (self.device_ms,)
+        if self._deciles is None or self._deciles[0] != samples:
+            self._deciles = samples, np.quantile(np.asarray(samples, dtype=float), np.linspace(0, 1, 11))
+        return self._deciles[1]
+
+    def device_tail_ms(self, q: float) -> float:
+        """The ``q`` quantile of the device times, interpolated between their deciles."""
+        deciles = self.device_quantiles()
+        return float(np.interp(q * (len(deciles) - 1), np.arange(len(deciles)), deciles))
 
 
 @dataclass
@@ -98,7 +123,7 @@ class Offload:
 class AdaptivePolicy:
     def __init__(self, modes: list[ModeEstimate], *, initial_rate_bps: float = 1e6, half_life_ms: float = 250.0,
                  probe_ms: float = 1000.0, max_probe_ms: float = 1000.0, base_rtt_ms: float = 40.0,
-                 frame_period_ms: float = 0.0, margin: float = 0.2, distrust: float = 1.0,
+                 frame_period_ms: float = 0.0, margin: float = 0.1, distrust: float = 1.0,
                  distrust_weight: float = 0.3, quantile: float = 0.95, window_ms: float = 60_000.0) -> None:
         if not 0 < quantile < 1:
             raise ValueError(f"the policy's quantile must be between 0 and 1, got {quantile}")
@@ -122,37 +147,37 @@ class AdaptivePolicy:
         self.probes = 0  # copies of locally computed frames offloaded to measure the link
 
     @locked
-    def age_ms(self, mode: ModeEstimate) -> float:
-        """How old a frame is, on average, when the device gets to it in this mode: a device that computes
-        longer than the camera's frame period is always busy, and takes the newest frame half a period after
-        its capture on average; a faster one is idle when each frame arrives."""
-        return self.frame_period_ms / 2 if mode.device_ms > self.frame_period_ms else 0.0
-
-    @locked
     def expected_ms(self, mode: ModeEstimate) -> float:
+        """The mean latency of a frame in this mode, from when the device starts on it."""
         if mode.local:
-            return mode.device_ms + self.age_ms(mode)
+            return mode.device_ms
         if self.rate_bps <= 0:
             return float("inf")
-        return (mode.device_ms + self.age_ms(mode) + mode.uplink_bytes * 8 / self.rate_bps * 1000 + mode.edge_ms
-                + self.base_rtt_ms)
+        return mode.device_ms + mode.uplink_bytes * 8 / self.rate_bps * 1000 + mode.edge_ms + self.base_rtt_ms
 
     @locked
     def tail_ms(self, mode: ModeEstimate, now_ms: float) -> float:
-        """The ``quantile`` of this mode's latency if every frame went that way now (see the module's text)."""
-        device = mode.device_quantiles()
+        """The ``quantile`` of this mode's latency from when the device starts on a frame (its age aside):
+        the measured device times, plus for an offload the bytes at each uplink rate of the window."""
         if mode.local:
-            busy = mode.device_ms > self.frame_period_ms  # then the newest frame is 0 to 1 period old
-            ages = (np.arange(20) + 0.5) / 20 * self.frame_period_ms if busy else np.zeros(1)
-            return float(np.quantile(np.add.outer(device, ages), self.quantile))
-        if self.rate_bps <= 0:
-            return float("inf")
+            return mode.device_tail_ms(self.quantile)
         self._forget(now_ms)
+        if self.rate_bps <= 0 or len(self.rate_samples) < MIN_RATE_SAMPLES:
+            return float("inf")
         rates = np.array([rate for _, rate in self.rate_samples] + [self.rate_bps])
         with np.errstate(divide="ignore"):
             transfer_ms = mode.uplink_bytes * 8 / rates * 1000  # a rate of zero: never arrives
-        fixed_ms = self.age_ms(mode) * 2 + mode.edge_ms + self.base_rtt_ms  # a busy device: up to a period old
-        return float(np.quantile(np.add.outer(device, transfer_ms), self.quantile, method="higher")) + fixed_ms
+        latency_ms = np.add.outer(mode.device_quantiles(), transfer_ms).ravel()
+        return upper_quantile(latency_ms, self.quantile) + mode.edge_ms + self.base_rtt_ms
+
+    @locked
+    def next_age_ms(self, mode: ModeEstimate, age_ms: float) -> float:
+        """How old the next frame will be when the device is done with this one (``age_ms`` old now) in this
+        mode: none if the device is done before the next capture, else the time since the latest capture."""
+        busy_ms = age_ms + mode.device_ms  # from this frame's capture
+        if self.frame_period_ms <= 0 or busy_ms <= self.frame_period_ms:
+            return 0.0
+        return busy_ms % self.frame_period_ms
 
     @locked
     def slot_due(self, now_ms: float) -> bool:
@@ -163,9 +188,10 @@ class AdaptivePolicy:
         return bool(waited) and 0 <= now_ms - waited[0].due_ms <= max(self.frame_period_ms, 50.0)
 
     @locked
-    def choose(self, now_ms: float, window_full: bool = False) -> str:
-        """The mode for a frame starting now; ``window_full``: no offload can be sent now (too many frames
-        in flight): an offload is chosen only if an answer is due (the device then waits for its slot)."""
+    def choose(self, now_ms: float, window_full: bool = False, age_ms: float = 0.0) -> str:
+        """The mode for a frame captured ``age_ms`` ago that the device starts now; ``window_full``: no
+        offload can be sent now (too many frames in flight): an offload is chosen only if an answer is due
+        (the device then waits for its slot)."""
         if self.outstanding:  # an answer far later than expected: the link is probably gone
             oldest = self.outstanding[0]
             if now_ms - oldest.sent_ms > oldest.give_up_ms and self.rate_bps > 0:
@@ -173,24 +199,42 @@ class AdaptivePolicy:
                 if self._settle(answered=False):  # its rate was at most this
                     self._sample(now_ms, oldest.uplink_bytes * 8 / (now_ms - oldest.sent_ms) * 1000)
         can_offload = not window_full or self.slot_due(now_ms)
-        candidates = [m for m in self.modes.values() if m.local or can_offload]
         margin = self.margin + self.distrust * self.unanswered_share
-        best = min(candidates, key=lambda m: self.tail_ms(m, now_ms) * (1.0 if m.local else 1.0 + margin))
+        forecast = {name: self._forecast_ms(mode, now_ms, margin) for name, mode in self.modes.items()}
+        started_at_once = min(forecast.values())  # the next frame, if the device is free for it, in its best mode
+
+        def slower_of_two(mode: ModeEstimate) -> tuple[float, float]:
+            this = age_ms + forecast[mode.name]
+            return max(this, self.next_age_ms(mode, age_ms) + started_at_once), this
+
+        best = min((m for m in self.modes.values() if m.local or can_offload), key=slower_of_two)
         if not best.local:
             self._sent(now_ms, best, waited_on=True)
             self.probe_interval_ms = self.probe_ms  # the link is worth using: probe promptly after the next outage
         self.choices[best.name] += 1
         return best.name
 
+    def _forecast_ms(self, mode: ModeEstimate, now_ms: float, margin: float) -> float:
+        """The mode's tail, an offload's network share of it raised by ``margin``: local's tail is known, an
+        offload's is a forecast from the past window."""
+        tail = self.tail_ms(mode, now_ms)
+        if mode.local:
+            return tail
+        return tail + margin * (tail - mode.device_tail_ms(self.quantile))
+
     @locked
     def probe(self, now_ms: float) -> str | None:
         """While local wins: the offload mode in which to send a *copy* of the frame just computed locally, so
         that the link's rate is measured again without making that frame wait on it — after ``probe_ms`` of
         local frames, then twice as long after each probe that left local ahead (up to ``max_probe_ms``), since
-        every probe loads the link and the edge. The mode with the least device compute is picked (the device
-        re-sends that mode's last payload when it has one, so a probe usually costs it no compute at all)."""
+        every probe loads the link and the edge; after every local frame while the window holds too few rates
+        to forecast from (at start, or after a minute without answers). The mode with the least device
+        compute is picked (the device re-sends that mode's last payload when it has one, so a probe usually
+        costs it no compute at all)."""
         offloads = [m for m in self.modes.values() if not m.local]
-        if not offloads or now_ms - self.last_offload_ms < self.probe_interval_ms:
+        self._forget(now_ms)
+        learning = len(self.rate_samples) < MIN_RATE_SAMPLES
+        if not offloads or (not learning and now_ms - self.last_offload_ms < self.probe_interval_ms):
             return None
         mode = min(offloads, key=lambda m: m.device_ms)
         self._sent(now_ms, mode, waited_on=False)
@@ -202,12 +246,12 @@ class AdaptivePolicy:
     def give_up_ms(self, name: str) -> float:
         """How long after sending an offload of this mode the device stops waiting for it: it then takes the
         link for gone and computes that frame locally (it still has it)."""
-        expected = self.expected_ms(self.modes[name]) - self.age_ms(self.modes[name])
+        expected = self.expected_ms(self.modes[name])
         return max(3 * expected, 300.0) if expected != float("inf") else 1000.0
 
     def _sent(self, now_ms: float, mode: ModeEstimate, waited_on: bool) -> None:
         self.last_offload_ms = now_ms
-        due = now_ms + self.expected_ms(mode) - self.age_ms(mode)
+        due = now_ms + self.expected_ms(mode)
         self.outstanding.append(Offload(now_ms, self.give_up_ms(mode.name), due, mode.uplink_bytes, waited_on))
 
     def _settle(self, answered: bool) -> bool:

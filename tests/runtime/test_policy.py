@@ -1,12 +1,14 @@
-"""The adaptive policy: lowest tail latency, reaction to rate changes and outages, probing."""
+"""The adaptive policy: lowest tail latency over a frame and the next, reaction to rate changes and outages,
+probing."""
 
+import numpy as np
 import pytest
 from splitinf.netsim.channel import Direction
 from splitinf.netsim.schedule import ConstantRate, WithOutages
 
 from splitinf.experiments.pipeline_sim import ModeCost, fixed, simulate
 from splitinf.runtime.device import DeviceClient
-from splitinf.runtime.policy import AdaptivePolicy, ModeEstimate
+from splitinf.runtime.policy import MIN_RATE_SAMPLES, AdaptivePolicy, ModeEstimate
 from splitinf.runtime.setup import ModelSetup
 
 MODES = [ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 40.0),
@@ -16,6 +18,15 @@ MODES = [ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 40.0),
 def fresh() -> AdaptivePolicy:
     return AdaptivePolicy([ModeEstimate(m.name, m.device_ms, m.uplink_bytes, m.edge_ms) for m in MODES],
                           frame_period_ms=100)  # a 10 fps camera: local's 160 ms makes frames wait
+
+
+def measured(policy: AdaptivePolicy, name: str, rate_bps: float, until_ms: float) -> None:
+    """Answers to ``name`` offloads that measure ``rate_bps``, the last at ``until_ms``: enough to forecast from."""
+    mode = policy.modes[name]
+    for i in range(MIN_RATE_SAMPLES, 0, -1):
+        sent = until_ms - 100 * i
+        policy.observe(name, sent, sent + mode.uplink_bytes * 8 / rate_bps * 1000 + mode.edge_ms + 40, mode.edge_ms)
+    policy.rate_bps = rate_bps
 
 
 def feed(policy: AdaptivePolicy, rate_bps: float, start_ms: float, seconds: float) -> list[str]:
@@ -39,8 +50,26 @@ def feed(policy: AdaptivePolicy, rate_bps: float, start_ms: float, seconds: floa
 
 def test_picks_jpeg_on_a_fast_link_and_split_on_a_slow_one():
     policy = fresh()
-    assert feed(policy, 50e6, 0, 3)[-5:] == ["jpeg"] * 5
+    choices = feed(policy, 50e6, 0, 3)
+    assert choices[:MIN_RATE_SAMPLES] == ["local"] * MIN_RATE_SAMPLES  # nothing measured yet: local, probing …
+    assert choices[-5:] == ["jpeg"] * 5
     assert feed(policy, 1e6, 3000, 1)[-3:] == ["split"] * 3  # reacted within a second
+
+
+def test_the_link_is_trusted_only_once_measured_enough_and_probed_every_frame_until_then():
+    policy = AdaptivePolicy([ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 40.0)],
+                            frame_period_ms=100)
+    jpeg = policy.modes["jpeg"]
+    policy.observe("jpeg", 0, 0 + 3.2 + 40 + 40, 40.0)  # one fast answer is no forecast (the link may burst)
+    assert policy.tail_ms(jpeg, 100) == float("inf") and policy.choose(100) == "local"
+    measured(policy, "jpeg", 50e6, 2000)
+    assert policy.tail_ms(jpeg, 2000) == pytest.approx(5 + 3.2 + 80)
+
+    slow = AdaptivePolicy([ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 40.0)],
+                          frame_period_ms=100)
+    assert set(feed(slow, 0.3e6, 0, 1)) == {"local"} and slow.probes == MIN_RATE_SAMPLES  # a probe every frame …
+    feed(slow, 0.3e6, 1000, 3)
+    assert slow.probes == MIN_RATE_SAMPLES + 3  # … then one a second
 
 
 def test_ranks_by_the_tail_so_a_link_that_dips_gets_the_small_payload():
@@ -68,33 +97,39 @@ def test_outage_falls_back_to_local_and_probes_back():
     assert after[-5:] != ["local"] * 5
 
 
-def test_offloads_only_when_the_tail_is_clearly_shorter_and_counts_the_age_of_frames():
+def test_an_offload_slower_for_its_own_frame_wins_when_local_would_keep_the_next_frame_waiting():
+    """JPEG over 2 Mbit/s takes 5 + 80 + 40 + 40 = 165 ms (181 with the 10 % margin on its network share),
+    local 160 ms — but those 160 ms leave the 10 fps camera's next frame 60 ms old when the device gets to it
+    (220 ms in all), where the JPEG's 5 ms leave it fresh."""
     policy = fresh()
-    local, split = policy.modes["local"], policy.modes["split"]
-    assert policy.expected_ms(local) == 160 + 50  # busy longer than a frame period: frames wait half a period
-    assert policy.tail_ms(local, 0) == pytest.approx(160 + 95, abs=3)  # … and up to a whole period in the tail
-    policy.rate_bps = 2e6
-    assert policy.expected_ms(split) == 50 + 2_500 * 8 / 2e6 * 1000 + 30 + 40  # idle between frames: no wait
-    policy.modes.pop("jpeg")
-    split.device_samples_ms.extend([140.0] * 10)  # 140 + 10 + 30 + 40 = 220 ms: shorter than local's 255 ms,
-    assert policy.choose(0.0) == "local"  # but not by the 20 % margin: not worth the link's risk
-    split.device_samples_ms.extend([80.0] * 64)  # 160 ms: clearly shorter
-    split.device_ms = 80.0
-    assert policy.choose(100.0) == "split"
-    assert policy.give_up_ms("split") == 3 * 160  # it waits for a result three times as long as expected
+    policy.modes.pop("split")
+    local, jpeg = policy.modes["local"], policy.modes["jpeg"]
+    measured(policy, "jpeg", 2e6, 0.0)
+    assert policy.tail_ms(local, 0.0) == 160 and policy.tail_ms(jpeg, 0.0) == pytest.approx(165)
+    assert [policy.next_age_ms(local, age) for age in (0, 20, 40)] == [60, 80, 0] and policy.next_age_ms(jpeg, 0) == 0
+    assert policy.choose(0.0) == "jpeg"
+    assert policy.give_up_ms("jpeg") == 3 * 165  # it waits for a result three times as long as expected
+    # A frame already 50 ms old: local's 210 ms leave the next frame 10 ms old; its own latency decides.
+    assert policy.choose(100.0, age_ms=50.0) == "local"
+    slow_camera = AdaptivePolicy([ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 40.0)],
+                                 frame_period_ms=200)  # 5 fps: the device is done before the next frame
+    measured(slow_camera, "jpeg", 2e6, 0.0)
+    assert slow_camera.choose(0.0) == "local"
 
 
 def test_a_full_window_is_waited_for_only_when_an_answer_is_due():
     policy = fresh()
     policy.modes.pop("jpeg")
-    policy.rate_bps = 20e6  # split: expected back 50 + 1 + 30 + 40 = 121 ms after it is chosen
+    measured(policy, "split", 20e6, 0.0)  # split: expected back 50 + 1 + 30 + 40 = 121 ms after it is chosen
     assert policy.choose(0.0) == "split"
     assert not policy.slot_due(100.0) and policy.choose(100.0, window_full=True) == "local"
     assert policy.slot_due(121.0) and policy.choose(130.0, window_full=True) == "split"
 
 
 def test_simulated_auto_beats_fixed_modes_on_a_link_with_an_outage():
-    costs = {m.name: ModeCost(m.name, m.device_ms, int(m.uplink_bytes), m.edge_ms, 300) for m in MODES}
+    # Device times spread ±10 % as a board's do (constant ones phase-lock a simulated device to the camera).
+    costs = {m.name: ModeCost(m.name, m.device_ms, int(m.uplink_bytes), m.edge_ms, 300,
+                              tuple(np.linspace(0.9, 1.1, 21) * m.device_ms)) for m in MODES}
 
     def uplink():
         return Direction(WithOutages(ConstantRate(2e6), [(10_000.0, 16_000.0)]), delay_ms=20)
@@ -113,7 +148,7 @@ def test_simulated_auto_beats_fixed_modes_on_a_link_with_an_outage():
         name = policy.probe(now)
         return costs[name] if name else None
 
-    auto = simulate(lambda now, full: costs[policy.choose(now, full)], 300, 10, uplink(),
+    auto = simulate(lambda now, full, age: costs[policy.choose(now, full, age)], 300, 10, uplink(),
                     Direction(ConstantRate(20e6), delay_ms=20), observe=observe, probe=probe,
                     rescue_after=lambda cost: policy.give_up_ms(cost.name), rescue_with=costs["local"])
     assert len(auto.latencies_ms) + auto.stale == 300
@@ -148,30 +183,37 @@ def test_simulated_rescue_answers_a_frame_stuck_in_an_outage_locally():
 def test_offloads_that_go_unanswered_raise_the_bar_until_answers_return():
     policy = AdaptivePolicy([ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 40.0)],
                             frame_period_ms=100)
-    borderline = 20_000 * 8 / 0.111  # jpeg's tail 5 + 111 + 40 + 40 = 196 ms, local's 255: 30 % shorter
-    policy.rate_bps = borderline
+    # JPEG at 1.6 Mbit/s: 5 + (100 + 80) × 1.1 = 203 ms, under local's 160 + the next frame's 60 ms wait
+    measured(policy, "jpeg", 1.6e6, 0.0)
     assert policy.choose(0) == "jpeg"
     policy.observe_loss(1000)  # … but that offload got no answer
     policy.rate_samples.clear()  # (forget the loss as a rate, to see the distrust alone)
-    policy.rate_bps = borderline  # even with the rate estimate back where it was …
-    assert policy.choose(1100) == "local"  # … 30 % shorter is no longer enough
+    measured(policy, "jpeg", 1.6e6, 1100)  # even with the link measured where it was …
+    assert policy.choose(1100) == "local"  # … 5 + 180 × (1.1 + 0.3) = 257 ms is no longer enough
     for t in range(2000, 20000, 100):  # probes, answered at that same rate, restore the trust
         if policy.probe(t):
-            policy.observe("jpeg", t, t + 191, 40.0)
-        policy.rate_bps = borderline
+            policy.observe("jpeg", t, t + 180, 40.0)
+        policy.rate_bps = 1.6e6
     assert policy.choose(20000) == "jpeg"
 
 
 def test_a_loss_stays_in_the_tail_until_answers_outnumber_it():
     policy = AdaptivePolicy([ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 40.0)],
                             frame_period_ms=100, distrust=0)
+    measured(policy, "jpeg", 20e6, 0)
+    assert policy.choose(0) == "jpeg" and policy.choose(100) == "jpeg"
+    policy.observe_loss(2000)  # two frames waited on them in vain: two rates of zero, which never arrive
+    policy.observe_loss(2100)
     policy.rate_bps = 20e6
-    assert policy.choose(0) == "jpeg"
-    policy.observe_loss(50)  # a frame waited on it in vain: a rate of zero, one sample in two never arrives
-    policy.observe("jpeg", 0, 100, 40.0)
-    policy.rate_bps = 20e6
-    assert policy.tail_ms(policy.modes["jpeg"], 100) == float("inf") and policy.choose(100) == "local"
-    for t in range(200, 4000, 100):  # 38 answers: the loss is now beyond the 95th percentile
-        policy.observe("jpeg", t, t + 100, 40.0)
-    assert policy.choose(4000) == "jpeg"
-    assert policy.tail_ms(policy.modes["jpeg"], 70_000) == pytest.approx(5 + 20 + 80)  # a minute on: forgotten
+    assert policy.tail_ms(policy.modes["jpeg"], 2100) == float("inf") and policy.choose(2100) == "local"
+
+    def answers(count: int, start_ms: float) -> None:
+        for t in range(int(start_ms), int(start_ms) + 100 * count, 100):
+            policy.observe("jpeg", t, t + 100, 40.0)
+
+    answers(30 - MIN_RATE_SAMPLES, 2200)  # 30 answers (+ the current rate) to 2 losses: in the 95th percentile
+    assert policy.choose(5000) == "local"
+    answers(10, 5000)  # 40 to 2: beyond it
+    assert policy.choose(6000) == "jpeg"
+    measured(policy, "jpeg", 20e6, 70_000)  # a minute on, the losses are forgotten
+    assert policy.tail_ms(policy.modes["jpeg"], 70_000) == pytest.approx(5 + 8 + 80)
