@@ -16,6 +16,9 @@ policy on the same measured costs and seeds, which makes an exact A/B of two pol
 from __future__ import annotations
 
 import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 
@@ -45,12 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", action="append", default=[], type=policy_variant, metavar="KEY=VALUE[,...]",
                         help="also replay auto with these policy settings, on the same costs and seeds "
                              f"(repeatable; keys: {', '.join(TUNABLE)}), e.g. distrust=0 or margin=0.3,distrust=0")
+    parser.add_argument("--save-costs", metavar="FILE", help="write the measured per-frame costs to FILE (JSON)")
+    parser.add_argument("--costs", metavar="FILE",
+                        help="replay costs saved by --save-costs instead of measuring them: the same numbers on "
+                             "any machine, so that two policies (or two commits) compare exactly")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
 
 # The policy's tuning knobs a variant may set (the rest follow from the run: base RTT, frame period).
 TUNABLE = ("margin", "distrust", "distrust_weight", "half_life_ms", "probe_ms", "max_probe_ms", "quantile",
-           "window_ms")
+           "window_ms", "lookahead")
 
 
 def policy_variant(text: str) -> dict[str, float]:
@@ -70,6 +77,26 @@ def policy_variant(text: str) -> dict[str, float]:
 
 def variant_label(settings: dict[str, float]) -> str:
     return ",".join(f"{k}={v:g}" for k, v in settings.items())
+
+
+def save_costs(path: Path, costs: dict[str, ModeCost], factor: float) -> None:
+    path.write_text(json.dumps({"device_slowdown": factor, "costs": [asdict(c) for c in costs.values()]}, indent=1))
+
+
+def load_costs(path: Path) -> tuple[dict[str, ModeCost], float]:
+    """Costs written by :func:`save_costs`; a file that is not one is named with what it lacks."""
+    try:
+        saved = json.loads(path.read_text())
+        costs = {c["name"]: ModeCost(**{**c, "device_samples_ms": tuple(c["device_samples_ms"])})
+                 for c in saved["costs"]}
+        factor = float(saved["device_slowdown"])
+    except FileNotFoundError:
+        raise ValueError(f"--costs {path}: no such file (write one with --save-costs)") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"--costs {path} is not a file written by --save-costs: {error!r}") from None
+    if "local" not in costs:
+        raise ValueError(f"--costs {path} has no local mode (modes: {', '.join(costs)})")
+    return costs, factor
 
 
 def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace, seed: int = 0,
@@ -124,11 +151,16 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--modes must include local and be among local,jpeg,split, got {args.modes!r}")
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
-    checkpoints = args.checkpoint if args.checkpoint is not None else [c for c in [default_bottleneck()] if c]
-    if "split" not in wanted:
-        checkpoints = []
-    detector = build_detector(DEFAULT_MODEL, weights="pretrained")
-    costs, factor = measure_costs(detector, checkpoints, slowdown=args.device_slowdown)
+    if args.costs:
+        costs, factor = load_costs(Path(args.costs))
+    else:
+        checkpoints = args.checkpoint if args.checkpoint is not None else [c for c in [default_bottleneck()] if c]
+        if "split" not in wanted:
+            checkpoints = []
+        detector = build_detector(DEFAULT_MODEL, weights="pretrained")
+        costs, factor = measure_costs(detector, checkpoints, slowdown=args.device_slowdown)
+    if args.save_costs:
+        save_costs(Path(args.save_costs), costs, factor)
     costs = {name: cost for name, cost in costs.items() if name.split(":")[0] in wanted}
     traces = [t for t in shared_traces() if t.endswith(".up")] + args.trace
     seeds = range(args.seeds)

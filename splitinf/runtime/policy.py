@@ -13,14 +13,17 @@ base round trip; ``local`` = its device times. An offload's network share of tha
 aside): local's tail is known, an offload's is a forecast from the past minute, and every unanswered frame
 ends in the tail (it waits for the give-up, then for local compute).
 
-Why two frames: a device slower than the camera (a 160 ms model at 10 fps) keeps the *next* frame waiting
+Why look ahead: a device slower than the camera (a 160 ms model at 10 fps) keeps the next frames waiting
 for as long as this one occupies it, and that wait is latency too: computed locally, frames start up to a
-whole period after their capture, and that age is most of local's p95. So a frame (captured ``age_ms``
-ago) is given the mode that minimises the slower of two latencies: its own (age + forecast tail), and the
-next frame's if it started in its best mode once the device is free (its age then + that mode's tail). An
-offload that costs the device a few milliseconds (a JPEG) or less than a period (a split head) leaves the
-next frame fresh; on a fast link, auto interleaves local frames with offloads of the frames that local
-compute would have made old, which no fixed mode can do (``splitinf bench adaptive``).
+whole period after their capture, and that age is most of local's p95. So a frame (captured ``age_ms`` ago)
+gets the mode that minimises the *slowest* latency among it and the next ``lookahead`` − 1 frames (5 in
+all), each of those in its own best mode and as old as the device's work before it leaves it
+(``next_age_ms``): a p95 is set by the slowest frames. One frame ahead is not enough: staying local looks
+cheap for the next frame but makes frames 0, 60, 20, 80 and 40 ms old over a cycle of five (on saved costs
+of TMobile-LTE-short, looking one frame ahead cost 16 ms of p95 against the fixed split; see docs/RESULTS.md).
+An offload that costs the device a few milliseconds (a JPEG) or less than a period (a split head) leaves
+the next frame fresh; on a fast link auto mixes local frames with offloads of the frames that local compute
+would have made old, which no fixed mode can do.
 
 When the in-flight window is full, an offload is still chosen (the device waits for a slot, as a fixed mode
 does) if the oldest answer is due by now; otherwise the frame is computed locally. Computing locally
@@ -124,7 +127,8 @@ class AdaptivePolicy:
     def __init__(self, modes: list[ModeEstimate], *, initial_rate_bps: float = 1e6, half_life_ms: float = 250.0,
                  probe_ms: float = 1000.0, max_probe_ms: float = 1000.0, base_rtt_ms: float = 40.0,
                  frame_period_ms: float = 0.0, margin: float = 0.1, distrust: float = 1.0,
-                 distrust_weight: float = 0.3, quantile: float = 0.95, window_ms: float = 60_000.0) -> None:
+                 distrust_weight: float = 0.3, quantile: float = 0.95, window_ms: float = 60_000.0,
+                 lookahead: int = 5) -> None:
         if not 0 < quantile < 1:
             raise ValueError(f"the policy's quantile must be between 0 and 1, got {quantile}")
         if not any(m.local for m in modes):
@@ -135,7 +139,7 @@ class AdaptivePolicy:
         self.half_life_ms, self.probe_ms, self.base_rtt_ms = half_life_ms, probe_ms, base_rtt_ms
         self.frame_period_ms = frame_period_ms
         self.margin, self.distrust, self.distrust_weight = margin, distrust, distrust_weight
-        self.quantile, self.window_ms = quantile, window_ms
+        self.quantile, self.window_ms, self.lookahead = quantile, window_ms, int(lookahead)
         self.rate_samples: deque[tuple[float, float]] = deque()  # (ms, bit/s) over the last window_ms
         self.unanswered_share = 0.0  # moving average over offload outcomes: 1 given up on, 0 answered in time
         self.max_probe_ms = max(max_probe_ms, probe_ms)
@@ -170,10 +174,10 @@ class AdaptivePolicy:
         latency_ms = np.add.outer(mode.device_quantiles(), transfer_ms).ravel()
         return upper_quantile(latency_ms, self.quantile) + mode.edge_ms + self.base_rtt_ms
 
-    @locked
     def next_age_ms(self, mode: ModeEstimate, age_ms: float) -> float:
         """How old the next frame will be when the device is done with this one (``age_ms`` old now) in this
-        mode: none if the device is done before the next capture, else the time since the latest capture."""
+        mode: none if the device is done before the next capture, else the time since the latest capture.
+        (No lock: it reads two numbers, and the look-ahead calls it a few dozen times per frame.)"""
         busy_ms = age_ms + mode.device_ms  # from this frame's capture
         if self.frame_period_ms <= 0 or busy_ms <= self.frame_period_ms:
             return 0.0
@@ -201,11 +205,20 @@ class AdaptivePolicy:
         can_offload = not window_full or self.slot_due(now_ms)
         margin = self.margin + self.distrust * self.unanswered_share
         forecast = {name: self._forecast_ms(mode, now_ms, margin) for name, mode in self.modes.items()}
-        started_at_once = min(forecast.values())  # the next frame, if the device is free for it, in its best mode
+        started_at_once = min(forecast.values())  # a frame past the horizon, started in its best mode
+
+        @functools.cache
+        def slowest_ahead(name: str, age: float, frames: int) -> float:
+            """The slowest latency of this frame (``age`` old, in mode ``name``) and of the next ``frames`` ones,
+            each in its best mode, as they wait for the device in turn."""
+            this = age + forecast[name]
+            next_age = self.next_age_ms(self.modes[name], age)
+            if frames == 0:
+                return max(this, next_age + started_at_once)
+            return max(this, min(slowest_ahead(other, next_age, frames - 1) for other in self.modes))
 
         def slower_of_two(mode: ModeEstimate) -> tuple[float, float]:
-            this = age_ms + forecast[mode.name]
-            return max(this, self.next_age_ms(mode, age_ms) + started_at_once), this
+            return slowest_ahead(mode.name, age_ms, self.lookahead - 1), age_ms + forecast[mode.name]
 
         best = min((m for m in self.modes.values() if m.local or can_offload), key=slower_of_two)
         if not best.local:

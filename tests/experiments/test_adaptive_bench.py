@@ -30,9 +30,35 @@ def test_bench_adaptive_replays_policy_variants_on_the_same_costs_and_seeds(caps
         assert result["standard_error_ms"] >= 0
         assert result["auto_minus_best_ms"] == pytest.approx(result["auto_p95_ms"] - result["best_fixed_p95_ms"],
                                                              abs=0.11)
-        # margin=5: an offload must be 6× faster than local, which the 40 ms round trip alone rules out.
+        # margin=5: an offload's network time counts six times, which the round trip and edge alone rule out.
         assert result["variants"]["margin=5"]["auto_choices"]["jpeg"] == 0
     assert any(result["auto_choices"]["jpeg"] > 0 for result in traces.values())  # so the variant differs
+
+
+def last_json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_bench_adaptive_replays_saved_costs_exactly(capsys, tmp_path):
+    """Measured costs saved with --save-costs and replayed with --costs give the very same results (a
+    comparison of two policies or two commits that no CPU drift can blur)."""
+    saved = tmp_path / "costs.json"
+    argv = ["bench", "adaptive", "--modes", "local,jpeg", "--seconds", "6", "--seeds", "2", "--json"]
+    assert main([*argv, "--save-costs", str(saved)]) == 0
+    measured = last_json(capsys)
+    assert main([*argv, "--costs", str(saved)]) == 0
+    assert last_json(capsys) == measured
+
+
+@pytest.mark.parametrize("content, message", [(None, "no such file (write one with --save-costs)"),
+                                              ('{"costs": []}', "is not a file written by --save-costs"),
+                                              ('{"device_slowdown": 1, "costs": []}', "has no local mode")])
+def test_bench_adaptive_names_bad_saved_costs(capsys, tmp_path, content, message):
+    path = tmp_path / "costs.json"
+    if content is not None:
+        path.write_text(content)
+    assert main(["bench", "adaptive", "--costs", str(path)]) == 2
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("variant, message", [("margin", "is not KEY=VALUE"), ("speed=2", "is not KEY=VALUE"),

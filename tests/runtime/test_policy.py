@@ -117,6 +117,21 @@ def test_an_offload_slower_for_its_own_frame_wins_when_local_would_keep_the_next
     assert slow_camera.choose(0.0) == "local"
 
 
+def test_looks_five_frames_ahead_since_staying_local_costs_a_cycle_of_ages():
+    """Split over a slow link: 50 + 90 + 30 + 40 = 210 ms (226 with the margin), every frame fresh. Local: 160
+    ms for this frame and 60 + 160 for the next — 220, so one frame ahead local looks better — but staying
+    local, frames start 0, 60, 20, 80 and 40 ms old, and the fourth takes 240 ms."""
+    def policy(lookahead: int) -> AdaptivePolicy:
+        p = AdaptivePolicy([ModeEstimate("local", 160.0), ModeEstimate("split", 50.0, 2_500, 30.0)],
+                           frame_period_ms=100, lookahead=lookahead)
+        measured(p, "split", 2_500 * 8 / 0.09, 0.0)
+        return p
+
+    assert policy(5).tail_ms(policy(5).modes["split"], 0.0) == pytest.approx(210)
+    assert policy(1).choose(0.0) == "local"
+    assert policy(5).choose(0.0) == "split"
+
+
 def test_a_full_window_is_waited_for_only_when_an_answer_is_due():
     policy = fresh()
     policy.modes.pop("jpeg")
