@@ -131,6 +131,8 @@ class AdaptivePolicy:
                  lookahead: int = 5) -> None:
         if not 0 < quantile < 1:
             raise ValueError(f"the policy's quantile must be between 0 and 1, got {quantile}")
+        if lookahead < 1:
+            raise ValueError(f"the policy's lookahead must be at least 1 frame, got {lookahead}")
         if not any(m.local for m in modes):
             raise ValueError("the adaptive policy needs a local mode to fall back to")
         self._lock = threading.RLock()

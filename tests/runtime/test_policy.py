@@ -130,6 +130,8 @@ def test_looks_five_frames_ahead_since_staying_local_costs_a_cycle_of_ages():
     assert policy(5).tail_ms(policy(5).modes["split"], 0.0) == pytest.approx(210)
     assert policy(1).choose(0.0) == "local"
     assert policy(5).choose(0.0) == "split"
+    with pytest.raises(ValueError, match="lookahead must be at least 1 frame, got 0"):
+        policy(0)
 
 
 def test_a_full_window_is_waited_for_only_when_an_answer_is_due():
