@@ -1,12 +1,12 @@
 """``splitinf demo``: the whole system on real video, offline, in a few minutes.
 
 Real processes: one ``splitinf-edge``; for each mode (split with the shipped bottleneck, JPEG offload,
-local, and auto: per frame the mode of lowest expected latency) a fresh ``splitinf netsim relay`` replaying
-a cellular trace from its start and a ``splitinf-device`` streaming the same clip of the shared person
-video through it. A live line shows frames, fps, latency and the link rate. At the end: one table (frames
-accounted, p50/p95 capture-to-output latency, KB/frame, fidelity AP against the unsplit model), an
-annotated video and a latency-over-time plot with the link rate underneath, in an output folder whose path
-is printed. Ctrl-C stops every process and still reports.
+local, and auto: per frame the mode of lowest tail latency over it and the next frames) a fresh
+``splitinf netsim relay`` replaying a cellular trace from its start and a ``splitinf-device`` streaming the
+same clip of the shared person video through it. A live line shows frames, fps, latency and the link rate.
+At the end: one table (frames accounted, p50/p95 capture-to-output latency, KB/frame, fidelity AP against
+the unsplit model), an annotated video and a latency-over-time plot with the link rate underneath, in an
+output folder whose path is printed. Ctrl-C stops every process and still reports.
 """
 
 from __future__ import annotations

@@ -25,8 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connect", default=None, help="edge (or relay) endpoint, e.g. tcp://127.0.0.1:5555")
     parser.add_argument("--source", required=True, help="video file, camera index, image folder or stream URL")
     parser.add_argument("--mode", default="split", choices=("split", "jpeg", "local", "auto"),
-                        help="split (default), jpeg, local, or auto: per frame the mode of lowest expected latency "
-                             "from the measured uplink rate and compute, falling back to local in an outage")
+                        help="split (default), jpeg, local, or auto: per frame the mode that keeps the 95th-percentile "
+                             "latency of this frame and the next four lowest, from the measured uplink rates and "
+                             "compute, falling back to local in an outage")
     parser.add_argument("--auto-modes", default=",".join(AUTO_MODES), metavar="LIST",
                         help="the modes --mode auto chooses from (default local,jpeg,split; local is required). "
                              "Keep only those accurate enough for you: docs/RESULTS.md has each one's AP")
