@@ -219,10 +219,10 @@ class AdaptivePolicy:
                 return max(this, next_age + started_at_once)
             return max(this, min(slowest_ahead(other, next_age, frames - 1) for other in self.modes))
 
-        def slower_of_two(mode: ModeEstimate) -> tuple[float, float]:
+        def rank(mode: ModeEstimate) -> tuple[float, float]:  # the slowest frame ahead; on a tie, this frame
             return slowest_ahead(mode.name, age_ms, self.lookahead - 1), age_ms + forecast[mode.name]
 
-        best = min((m for m in self.modes.values() if m.local or can_offload), key=slower_of_two)
+        best = min((m for m in self.modes.values() if m.local or can_offload), key=rank)
         if not best.local:
             self._sent(now_ms, best, waited_on=True)
             self.probe_interval_ms = self.probe_ms  # the link is worth using: probe promptly after the next outage
