@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="video file, camera index, image folder or stream URL")
     parser.add_argument("--mode", default="split", choices=("split", "jpeg", "local", "auto"),
                         help="split (default), jpeg, local, or auto: per frame the mode that keeps the 95th-percentile "
-                             "latency of this frame and the next four lowest, from the measured uplink rates and "
+                             "latency of this frame and the next five lowest, from the measured uplink rates and "
                              "compute, falling back to local in an outage")
     parser.add_argument("--auto-modes", default=",".join(AUTO_MODES), metavar="LIST",
                         help="the modes --mode auto chooses from (default local,jpeg,split; local is required). "

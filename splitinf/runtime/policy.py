@@ -16,8 +16,8 @@ ends in the tail (it waits for the give-up, then for local compute).
 Why look ahead: a device slower than the camera (a 160 ms model at 10 fps) keeps the next frames waiting
 for as long as this one occupies it, and that wait is latency too: computed locally, frames start up to a
 whole period after their capture, and that age is most of local's p95. So a frame (captured ``age_ms`` ago)
-gets the mode that minimises the *slowest* latency among it and the next ``lookahead`` − 1 frames (5 in
-all), each of those in its own best mode and as old as the device's work before it leaves it
+gets the mode that minimises the *slowest* latency among it and the next ``lookahead`` frames (5), each
+of those in its own best mode and as old as the device's work before it leaves it
 (``next_age_ms``): a p95 is set by the slowest frames. One frame ahead is not enough: staying local looks
 cheap for the next frame but makes frames 0, 60, 20, 80 and 40 ms old over a cycle of five (on saved costs
 of TMobile-LTE-short, looking one frame ahead cost 16 ms of p95 against the fixed split; see docs/RESULTS.md).
@@ -207,20 +207,19 @@ class AdaptivePolicy:
         can_offload = not window_full or self.slot_due(now_ms)
         margin = self.margin + self.distrust * self.unanswered_share
         forecast = {name: self._forecast_ms(mode, now_ms, margin) for name, mode in self.modes.items()}
-        started_at_once = min(forecast.values())  # a frame past the horizon, started in its best mode
 
         @functools.cache
         def slowest_ahead(name: str, age: float, frames: int) -> float:
             """The slowest latency of this frame (``age`` old, in mode ``name``) and of the next ``frames`` ones,
             each in its best mode, as they wait for the device in turn."""
             this = age + forecast[name]
-            next_age = self.next_age_ms(self.modes[name], age)
             if frames == 0:
-                return max(this, next_age + started_at_once)
+                return this
+            next_age = self.next_age_ms(self.modes[name], age)
             return max(this, min(slowest_ahead(other, next_age, frames - 1) for other in self.modes))
 
         def rank(mode: ModeEstimate) -> tuple[float, float]:  # the slowest frame ahead; on a tie, this frame
-            return slowest_ahead(mode.name, age_ms, self.lookahead - 1), age_ms + forecast[mode.name]
+            return slowest_ahead(mode.name, age_ms, self.lookahead), age_ms + forecast[mode.name]
 
         best = min((m for m in self.modes.values() if m.local or can_offload), key=rank)
         if not best.local:
