@@ -10,6 +10,7 @@ Two ways to carry data, both pure functions of arrival times (no clock of their 
 
 from __future__ import annotations
 
+import copy
 import random
 from dataclasses import dataclass, field
 
@@ -94,6 +95,12 @@ class Direction:
             elif arrival is not None:
                 arrival = max(arrival, delivered)
         return arrival
+
+    def preview_message(self, size: int, now: float) -> float | None:
+        """When a message handed over at ``now`` would arrive, without sending it: a dry run on a copy of this
+        direction (queue, jitter and loss states; the schedule is shared, it has no state). What a perfectly
+        informed sender would know — ``splitinf bench adaptive --oracle`` forecasts with it."""
+        return copy.deepcopy(self, memo={id(self.schedule): self.schedule}).send_message(size, now)
 
     def describe(self) -> str:
         parts = [self.schedule.describe() if self.schedule else "unshaped"]

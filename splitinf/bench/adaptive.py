@@ -10,13 +10,17 @@ mode are averaged, since one run's p95 moves by about a millisecond with those d
 
 Auto's margin over the best fixed mode is also given per seed (the same draws in both runs) as a mean and a
 standard error, so that a difference can be told from noise; ``--variant`` replays other settings of the
-policy on the same measured costs and seeds, which makes an exact A/B of two policies.
+policy on the same measured costs and seeds, which makes an exact A/B of two policies. ``--oracle`` also
+replays the same rule with a clairvoyant link forecast (this frame's true transfer time on the emulated
+uplink, its queue included): what a perfect forecaster would gain, i.e. how much of auto's gap to it is the
+forecast's, not the rule's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -52,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--costs", metavar="FILE",
                         help="replay costs saved by --save-costs instead of measuring them: the same numbers on "
                              "any machine, so that two policies (or two commits) compare exactly")
+    parser.add_argument("--oracle", action="store_true",
+                        help="also replay auto's rule with a clairvoyant forecast of the link (each frame's true "
+                             "transfer time on the emulated uplink): the most a better forecaster could gain")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
 
@@ -99,12 +106,35 @@ def load_costs(path: Path) -> tuple[dict[str, ModeCost], float]:
     return costs, factor
 
 
+class ClairvoyantPolicy(AdaptivePolicy):
+    """Auto's rule with a forecast no device can make: an offload's tail is its device time at the quantile
+    plus the true transfer time of its bytes if sent now (``peek``: a dry run on the emulated uplink, the
+    queue of earlier frames included) + edge + the downlink's delay. With no uncertainty about the link, no
+    margin and no distrust. The edge's queue and the frames after this one are still forecast as auto does."""
+
+    def __init__(self, modes: list[ModeEstimate], peek: Callable[[int, float], float | None], **settings) -> None:
+        super().__init__(modes, **{**settings, "margin": 0.0, "distrust": 0.0})
+        self.peek = peek
+
+    def tail_ms(self, mode: ModeEstimate, now_ms: float) -> float:
+        if mode.local:
+            return super().tail_ms(mode, now_ms)
+        sent_ms = now_ms + mode.device_ms
+        arrival_ms = self.peek(int(mode.uplink_bytes), sent_ms)
+        if arrival_ms is None:  # a datagram of it would be lost
+            return float("inf")
+        # The uplink's delay is in the arrival; base_rtt_ms holds both directions' delays.
+        return mode.device_tail_ms(self.quantile) + arrival_ms - sent_ms + mode.edge_ms + self.base_rtt_ms / 2
+
+
 def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace, seed: int = 0,
-             tuning: dict[str, float] | None = None):
+             tuning: dict[str, float] | None = None, oracle: bool = False):
     # The policy starts from the measured device times, as a device that has run each mode for a while would.
-    policy = AdaptivePolicy([ModeEstimate(c.name, c.device_ms, c.uplink_bytes, c.edge_ms, c.device_samples_ms)
-                             for c in costs.values()],
-                            base_rtt_ms=2 * args.delay_ms, frame_period_ms=1000 / args.fps, **(tuning or {}))
+    modes = [ModeEstimate(c.name, c.device_ms, c.uplink_bytes, c.edge_ms, c.device_samples_ms) for c in costs.values()]
+    settings = {"base_rtt_ms": 2 * args.delay_ms, "frame_period_ms": 1000 / args.fps, **(tuning or {})}
+    uplink = link(trace, args.delay_ms)
+    policy = (ClairvoyantPolicy(modes, uplink.preview_message, **settings) if oracle
+              else AdaptivePolicy(modes, **settings))
 
     def observe(cost: ModeCost, capture: float, sent: float, result: float) -> None:
         if result - capture > args.deadline_ms:
@@ -120,8 +150,9 @@ def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace, s
         return costs[policy.choose(now, window_full, age)]
 
     frames = int(args.seconds * args.fps)
-    return simulate(choose, frames, args.fps, link(trace, args.delay_ms),
-                    link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, observe=observe, probe=probe,
+    return simulate(choose, frames, args.fps, uplink,
+                    link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, observe=observe,
+                    probe=None if oracle else probe,
                     rescue_after=lambda cost: policy.give_up_ms(cost.name), rescue_with=costs["local"],
                     seed=seed, name="auto"), policy
 
@@ -176,20 +207,23 @@ def main(args: argparse.Namespace) -> int:
         margin, error = paired([a.percentile(95) for a, _ in autos], fixed_runs[best])
         variants = {variant_label(v): summary([run_auto(costs, trace, args, s, v) for s in seeds], costs)
                     for v in args.variant}
+        oracle = [run_auto(costs, trace, args, s, oracle=True)[0].percentile(95) for s in seeds] if args.oracle else []
         frames = sum(a.frames for a, _ in autos)
         accounted = sum(len(a.latencies_ms) + a.stale for a, _ in autos)
         results[trace] = {**summary(autos, costs), "best_fixed_p95_ms": round(fixed_p95[best], 1),
                           "best_fixed_mode": best, "accounted": accounted, "frames": frames,
                           "auto_minus_best_ms": round(margin, 2), "standard_error_ms": round(error, 2),
-                          **({"variants": variants} if variants else {})}
+                          **({"variants": variants} if variants else {}),
+                          **({"oracle_p95_ms": round(float(np.mean(oracle)), 1)} if oracle else {})}
         rows.append((trace, results[trace]["auto_p95_ms"], best, results[trace]["best_fixed_p95_ms"],
                      f"{margin:+.2f} ± {error:.2f}", *[round(fixed_p95[m], 1) for m in costs],
-                     *[v["auto_p95_ms"] for v in variants.values()], f"{accounted}/{frames}"))
+                     *[v["auto_p95_ms"] for v in variants.values()],
+                     *([results[trace]["oracle_p95_ms"]] if oracle else []), f"{accounted}/{frames}"))
         print(f"{trace}: auto p95 {results[trace]['auto_p95_ms']:.1f} ms vs best fixed {best} "
               f"{fixed_p95[best]:.1f} ms", flush=True)
     print(format_table(["trace", "auto p95", "best fixed", "its p95", "auto − best (± s.e.)",
                         *[f"{m} p95" for m in costs], *[f"auto[{variant_label(v)}]" for v in args.variant],
-                        "accounted"], rows))
+                        *(["oracle p95"] if args.oracle else []), "accounted"], rows))
     better = sum(r["auto_p95_ms"] < r["best_fixed_p95_ms"] for r in results.values())
     print(f"auto ≤ best fixed on {sum(r['auto_p95_ms'] <= r['best_fixed_p95_ms'] for r in results.values())}"
           f"/{len(results)} traces, strictly better on {better}; p95 averaged over {args.seeds} seeds; "

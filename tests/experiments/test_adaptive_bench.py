@@ -3,8 +3,12 @@
 import json
 
 import pytest
+from splitinf.netsim.channel import Direction
+from splitinf.netsim.schedule import PACKET_SIZE, ConstantRate, WithOutages
 
+from splitinf.bench.adaptive import ClairvoyantPolicy
 from splitinf.cli import main
+from splitinf.runtime.policy import ModeEstimate
 
 
 def test_bench_adaptive_accounts_for_every_frame_on_every_trace(capsys):
@@ -67,3 +71,28 @@ def test_bench_adaptive_names_a_bad_policy_variant(capsys, variant, message):
     with pytest.raises(SystemExit):
         main(["bench", "adaptive", "--variant", variant])
     assert message in capsys.readouterr().err
+
+
+def test_the_oracle_forecasts_the_true_transfer_and_stays_local_before_an_outage():
+    """The clairvoyant reference of ``--oracle``: an offload's tail is its device time + the real transfer
+    time of its bytes from the emulated link (not a forecast), so it offloads up to the moment a frame would
+    meet an outage — and never into it."""
+    rate = PACKET_SIZE * 8 * 1000  # one packet per ms
+    uplink = Direction(WithOutages(ConstantRate(rate), [(1000, 3000)]), delay_ms=20)
+    modes = [ModeEstimate("local", 160.0), ModeEstimate("split", 90.0, uplink_bytes=3000, edge_ms=40.0)]
+    oracle = ClairvoyantPolicy(modes, uplink.preview_message, base_rtt_ms=40, frame_period_ms=100, margin=0.5)
+    # 3,000 bytes = two packets, the first sent 1 ms after the frame leaves the head: +2 ms, + 20 ms delay.
+    assert oracle.tail_ms(modes[1], 0.0) == pytest.approx(90 + 2 + 20 + 40 + 20)
+    assert oracle.margin == 0 and oracle.distrust == 0  # it knows the link: nothing to hedge
+    assert oracle.choose(0.0) == "split"
+    assert oracle.choose(905.0) == "split"  # sent at 995, its two packets leave at 996 and 997, just in time
+    assert oracle.choose(950.0) == "local"  # sent at 1040, its bytes would wait out the outage
+    assert oracle.tail_ms(modes[1], 950.0) > 2000
+    assert uplink.counters.delivered_bytes == 0  # looking did not send anything
+
+
+def test_bench_adaptive_oracle_reports_its_p95_per_trace(capsys):
+    argv = ["bench", "adaptive", "--modes", "local,jpeg", "--seconds", "6", "--seeds", "1", "--oracle", "--json"]
+    assert main(argv) == 0
+    for result in last_json(capsys)["traces"].values():
+        assert 0 < result["oracle_p95_ms"] <= 2000
