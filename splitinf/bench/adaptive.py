@@ -176,6 +176,12 @@ def paired(a: list[float], b: list[float]) -> tuple[float, float]:
     return float(np.mean(differences)), error
 
 
+def oracle_summary(oracle_p95s: list[float], best_p95s: list[float]) -> dict:
+    margin, error = paired(oracle_p95s, best_p95s)
+    return {"oracle_p95_ms": round(float(np.mean(oracle_p95s)), 1), "oracle_minus_best_ms": round(margin, 2),
+            "oracle_standard_error_ms": round(error, 2)}
+
+
 def main(args: argparse.Namespace) -> int:
     wanted = set(args.modes.split(","))
     if "local" not in wanted or not wanted <= {"local", "jpeg", "split"}:
@@ -214,7 +220,7 @@ def main(args: argparse.Namespace) -> int:
                           "best_fixed_mode": best, "accounted": accounted, "frames": frames,
                           "auto_minus_best_ms": round(margin, 2), "standard_error_ms": round(error, 2),
                           **({"variants": variants} if variants else {}),
-                          **({"oracle_p95_ms": round(float(np.mean(oracle)), 1)} if oracle else {})}
+                          **(oracle_summary(oracle, fixed_runs[best]) if oracle else {})}
         rows.append((trace, results[trace]["auto_p95_ms"], best, results[trace]["best_fixed_p95_ms"],
                      f"{margin:+.2f} ± {error:.2f}", *[round(fixed_p95[m], 1) for m in costs],
                      *[v["auto_p95_ms"] for v in variants.values()],

@@ -1,7 +1,11 @@
 """``splitinf bench adaptive``: its JSON contract and its accounting, on a few seconds of every trace."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 from splitinf.netsim.channel import Direction
 from splitinf.netsim.schedule import PACKET_SIZE, ConstantRate, WithOutages
@@ -96,3 +100,24 @@ def test_bench_adaptive_oracle_reports_its_p95_per_trace(capsys):
     assert main(argv) == 0
     for result in last_json(capsys)["traces"].values():
         assert 0 < result["oracle_p95_ms"] <= 2000
+        assert result["oracle_minus_best_ms"] == pytest.approx(result["oracle_p95_ms"] - result["best_fixed_p95_ms"],
+                                                               abs=0.11)
+
+
+def test_whatif_costs_replace_the_split_by_a_hypothetical_one_the_bench_replays(capsys, tmp_path):
+    """tools/whatif_costs.py: the saved split's device times scaled to --head-ms, its bytes set, its name
+    saying it is hypothetical; the bench replays it like any saved costs."""
+    root = Path(__file__).resolve().parents[2]
+    whatif = tmp_path / "whatif.json"
+    subprocess.run([sys.executable, str(root / "tools/whatif_costs.py"), str(root / "docs/costs/x1.58.json"),
+                    str(whatif), "--head-ms", "60", "--bytes", "1300"], check=True)
+    saved = {c["name"]: c for c in json.loads((root / "docs/costs/x1.58.json").read_text())["costs"]}
+    costs = {c["name"]: c for c in json.loads(whatif.read_text())["costs"]}
+    split = costs["split:whatif_60ms_1300B"]
+    original = saved["split:person_s16t7_c32_k27_gpu"]
+    assert split["device_ms"] == pytest.approx(60) and split["uplink_bytes"] == 1300
+    assert split["edge_ms"] == original["edge_ms"]
+    assert np.corrcoef(split["device_samples_ms"], original["device_samples_ms"])[0, 1] == pytest.approx(1)
+    assert costs["local"] == saved["local"] and costs["jpeg"] == saved["jpeg"]
+    assert main(["bench", "adaptive", "--costs", str(whatif), "--seconds", "6", "--seeds", "1", "--json"]) == 0
+    assert "split:whatif_60ms_1300B" in next(iter(last_json(capsys)["traces"].values()))["auto_choices"]
