@@ -1,11 +1,12 @@
 """Write a *hypothetical* split into a saved cost file, to ask ``splitinf bench adaptive`` which bottleneck
 ``--mode auto`` would need before anyone trains it (run by hand).
 
-Reads a file written by ``splitinf bench adaptive --save-costs``, scales the split's device times by
-``--head-scale`` and sets its uplink bytes to ``--bytes`` (edge time and the other modes as measured), and
-names the mode after what it is, so that no table mistakes it for a trained checkpoint:
+Reads a file written by ``splitinf bench adaptive --save-costs`` (with one split), scales the split's device
+times so that their mean is ``--head-ms`` and sets its uplink bytes to ``--bytes`` (edge time and the other
+modes as measured), and names the mode after what it is, so that no table mistakes it for a trained
+checkpoint:
 
-    .venv/bin/python tools/whatif_costs.py docs/costs/x1.58.json --head-ms 60 --bytes 1300 OUT.json
+    .venv/bin/python tools/whatif_costs.py docs/costs/x1.58.json OUT.json --head-ms 60 --bytes 1300
     .venv/bin/splitinf bench adaptive --costs OUT.json --seeds 4 --json
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 
 def whatif(saved: dict, head_ms: float | None, uplink_bytes: int | None) -> dict:
-    """The saved costs with every split mode replaced by the hypothetical one."""
+    """The saved costs with their split mode replaced by the hypothetical one."""
     costs = []
     for cost in saved["costs"]:
         if cost["name"].startswith("split"):
@@ -36,8 +37,9 @@ def main() -> None:
     parser.add_argument("--bytes", type=int, help="the split's uplink bytes per frame")
     args = parser.parse_args()
     saved = json.loads(args.source.read_text())
-    if not any(c["name"].startswith("split") for c in saved["costs"]):
-        parser.error(f"{args.source} has no split mode to change")
+    splits = [c["name"] for c in saved["costs"] if c["name"].startswith("split")]
+    if len(splits) != 1:  # several would all get the same hypothetical name
+        parser.error(f"{args.source} needs exactly one split mode to change, it has {len(splits)}: {splits}")
     args.out.write_text(json.dumps(whatif(saved, args.head_ms, args.bytes), indent=1))
 
 

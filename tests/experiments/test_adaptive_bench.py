@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from splitinf.netsim.channel import Direction
 from splitinf.netsim.schedule import PACKET_SIZE, ConstantRate, WithOutages
@@ -117,7 +116,8 @@ def test_whatif_costs_replace_the_split_by_a_hypothetical_one_the_bench_replays(
     original = saved["split:person_s16t7_c32_k27_gpu"]
     assert split["device_ms"] == pytest.approx(60) and split["uplink_bytes"] == 1300
     assert split["edge_ms"] == original["edge_ms"]
-    assert np.corrcoef(split["device_samples_ms"], original["device_samples_ms"])[0, 1] == pytest.approx(1)
+    scale = 60 / original["device_ms"]  # the spread scaled with the mean
+    assert split["device_samples_ms"] == pytest.approx([t * scale for t in original["device_samples_ms"]])
     assert costs["local"] == saved["local"] and costs["jpeg"] == saved["jpeg"]
     assert main(["bench", "adaptive", "--costs", str(whatif), "--seconds", "6", "--seeds", "1", "--json"]) == 0
     assert "split:whatif_60ms_1300B" in next(iter(last_json(capsys)["traces"].values()))["auto_choices"]
