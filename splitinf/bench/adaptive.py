@@ -11,9 +11,9 @@ mode are averaged, since one run's p95 moves by about a millisecond with those d
 Auto's margin over the best fixed mode is also given per seed (the same draws in both runs) as a mean and a
 standard error, so that a difference can be told from noise; ``--variant`` replays other settings of the
 policy on the same measured costs and seeds, which makes an exact A/B of two policies. ``--oracle`` also
-replays the same rule with a clairvoyant link forecast (this frame's true transfer time on the emulated
-uplink, its queue included): what a perfect forecaster would gain, i.e. how much of auto's gap to it is the
-forecast's, not the rule's.
+replays the same rule with a clairvoyant forecast (this frame's true transfer time on the emulated uplink,
+its queue included, and the edge's queue): what a perfect link forecaster would gain, i.e. how much of
+auto's gap to it is the forecast's and how much the rule's.
 """
 
 from __future__ import annotations
@@ -108,23 +108,31 @@ def load_costs(path: Path) -> tuple[dict[str, ModeCost], float]:
 
 class ClairvoyantPolicy(AdaptivePolicy):
     """Auto's rule with a forecast no device can make: an offload's tail is its device time at the quantile
-    plus the true transfer time of its bytes if sent now (``peek``: a dry run on the emulated uplink, the
-    queue of earlier frames included) + edge + the downlink's delay. With no uncertainty about the link, no
-    margin and no distrust. The edge's queue and the frames after this one are still forecast as auto does."""
+    plus when its bytes would truly arrive if sent now (``peek``: a dry run on the emulated uplink, the queue
+    of earlier frames included), the wait for the edge (busy with the offloads this policy sent before: it
+    keeps the edge's clock as the simulator does, each at its mode's edge time), its edge time and the
+    downlink's delay. With no uncertainty about the link, no margin and no distrust; the frames after this
+    one are still forecast as auto does."""
 
     def __init__(self, modes: list[ModeEstimate], peek: Callable[[int, float], float | None], **settings) -> None:
         super().__init__(modes, **{**settings, "margin": 0.0, "distrust": 0.0})
         self.peek = peek
+        self.edge_free_ms = 0.0
+
+    def _edge_start_ms(self, mode: ModeEstimate, sent_ms: float) -> float:
+        arrival_ms = self.peek(int(mode.uplink_bytes), sent_ms)  # the uplink's delay included
+        return float("inf") if arrival_ms is None else max(arrival_ms, self.edge_free_ms)
 
     def tail_ms(self, mode: ModeEstimate, now_ms: float) -> float:
         if mode.local:
             return super().tail_ms(mode, now_ms)
         sent_ms = now_ms + mode.device_ms
-        arrival_ms = self.peek(int(mode.uplink_bytes), sent_ms)
-        if arrival_ms is None:  # a datagram of it would be lost
-            return float("inf")
-        # The uplink's delay is in the arrival; base_rtt_ms holds both directions' delays.
-        return mode.device_tail_ms(self.quantile) + arrival_ms - sent_ms + mode.edge_ms + self.base_rtt_ms / 2
+        wait_ms = self._edge_start_ms(mode, sent_ms) - sent_ms  # base_rtt_ms holds both directions' delays
+        return mode.device_tail_ms(self.quantile) + wait_ms + mode.edge_ms + self.base_rtt_ms / 2
+
+    def _sent(self, now_ms: float, mode: ModeEstimate, waited_on: bool) -> None:
+        super()._sent(now_ms, mode, waited_on)
+        self.edge_free_ms = self._edge_start_ms(mode, now_ms + mode.device_ms) + mode.edge_ms
 
 
 def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace, seed: int = 0,

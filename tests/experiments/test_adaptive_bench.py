@@ -94,6 +94,15 @@ def test_the_oracle_forecasts_the_true_transfer_and_stays_local_before_an_outage
     assert uplink.counters.delivered_bytes == 0  # looking did not send anything
 
 
+def test_the_oracle_knows_the_edge_is_still_busy_with_its_previous_offload():
+    uplink = Direction(ConstantRate(PACKET_SIZE * 8 * 1000), delay_ms=20)  # one packet per ms
+    modes = [ModeEstimate("local", 500.0), ModeEstimate("split", 90.0, uplink_bytes=3000, edge_ms=150.0)]
+    oracle = ClairvoyantPolicy(modes, uplink.preview_message, base_rtt_ms=40, frame_period_ms=100)
+    assert oracle.choose(0.0) == "split"  # at the edge at 90 + 2 + 20 = 112, done at 262
+    # The next one, sent at 100, arrives at 122 and waits for the edge until 262.
+    assert oracle.tail_ms(modes[1], 10.0) == pytest.approx(90 + (262 - 100) + 150 + 20)
+
+
 def test_bench_adaptive_oracle_reports_its_p95_per_trace(capsys):
     argv = ["bench", "adaptive", "--modes", "local,jpeg", "--seconds", "6", "--seeds", "1", "--oracle", "--json"]
     assert main(argv) == 0
