@@ -57,8 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replay costs saved by --save-costs instead of measuring them: the same numbers on "
                              "any machine, so that two policies (or two commits) compare exactly")
     parser.add_argument("--oracle", action="store_true",
-                        help="also replay auto's rule with a clairvoyant forecast of the link (each frame's true "
-                             "transfer time on the emulated uplink): the most a better forecaster could gain")
+                        help="also replay auto's rule with a clairvoyant forecast (each frame's true transfer "
+                             "time on the emulated uplink and wait for the edge): the most a better link "
+                             "forecaster could gain")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
 
@@ -130,7 +131,7 @@ class ClairvoyantPolicy(AdaptivePolicy):
         wait_ms = self._edge_start_ms(mode, sent_ms) - sent_ms  # base_rtt_ms holds both directions' delays
         return mode.device_tail_ms(self.quantile) + wait_ms + mode.edge_ms + self.base_rtt_ms / 2
 
-    def _sent(self, now_ms: float, mode: ModeEstimate, waited_on: bool) -> None:
+    def _sent(self, now_ms: float, mode: ModeEstimate, waited_on: bool) -> None:  # every offload chosen
         super()._sent(now_ms, mode, waited_on)
         self.edge_free_ms = self._edge_start_ms(mode, now_ms + mode.device_ms) + mode.edge_ms
 
