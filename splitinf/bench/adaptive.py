@@ -128,12 +128,14 @@ class ClairvoyantPolicy(AdaptivePolicy):
         if mode.local:
             return super().tail_ms(mode, now_ms)
         sent_ms = now_ms + mode.device_ms
-        wait_ms = self._edge_start_ms(mode, sent_ms) - sent_ms  # base_rtt_ms holds both directions' delays
-        return mode.device_tail_ms(self.quantile) + wait_ms + mode.edge_ms + self.base_rtt_ms / 2
+        to_edge_ms = self._edge_start_ms(mode, sent_ms) - sent_ms  # uplink, its delay, the edge's queue
+        return mode.device_tail_ms(self.quantile) + to_edge_ms + mode.edge_ms + self.base_rtt_ms / 2  # + downlink
 
     def _sent(self, now_ms: float, mode: ModeEstimate, waited_on: bool) -> None:  # every offload chosen
         super()._sent(now_ms, mode, waited_on)
-        self.edge_free_ms = self._edge_start_ms(mode, now_ms + mode.device_ms) + mode.edge_ms
+        edge_start_ms = self._edge_start_ms(mode, now_ms + mode.device_ms)
+        if edge_start_ms != float("inf"):  # a lost datagram never reaches the edge: it keeps the edge no busier
+            self.edge_free_ms = edge_start_ms + mode.edge_ms
 
 
 def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace, seed: int = 0,

@@ -103,6 +103,14 @@ def test_the_oracle_knows_the_edge_is_still_busy_with_its_previous_offload():
     assert oracle.tail_ms(modes[1], 10.0) == pytest.approx(90 + (262 - 100) + 150 + 20)
 
 
+def test_the_oracle_keeps_the_edge_free_when_a_datagram_of_its_offload_is_lost():
+    arrivals = iter([112.0, None])  # previewed on time when ranked, then lost when sent (a datagram link)
+    modes = [ModeEstimate("local", 500.0), ModeEstimate("split", 90.0, uplink_bytes=3000, edge_ms=150.0)]
+    oracle = ClairvoyantPolicy(modes, lambda _size, _sent: next(arrivals), base_rtt_ms=40, frame_period_ms=100)
+    assert oracle.choose(0.0) == "split"
+    assert oracle.edge_free_ms == 0.0
+
+
 def test_bench_adaptive_oracle_reports_its_p95_per_trace(capsys):
     argv = ["bench", "adaptive", "--modes", "local,jpeg", "--seconds", "6", "--seeds", "1", "--oracle", "--json"]
     assert main(argv) == 0
