@@ -72,6 +72,14 @@ def test_runtime_entry_points_explain_themselves():
         assert result.returncode == 0 and words in result.stdout and "--model" in result.stdout
 
 
+def test_a_thread_count_below_one_is_refused_before_anything_loads():
+    for command in (["splitinf-edge"], ["splitinf-device", "--source", "x"]):
+        result = subprocess.run([script(command[0]), *command[1:], "--threads", "0"], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 2
+        assert "argument --threads: expected a whole number of threads >= 1, got '0'" in result.stderr
+
+
 def test_device_refuses_a_missing_source_with_one_line():
     result = subprocess.run([script("splitinf-device"), "--connect", "tcp://127.0.0.1:9", "--source", "nope.mp4",
                              "--bottleneck", "none"], capture_output=True, text=True, timeout=300)

@@ -17,7 +17,7 @@ import sys
 
 from splitinf.head import load_prefilter
 from splitinf.runtime.device import AUTO_MODES, AnnotatedVideoSink, DeviceClient, JsonLinesSink
-from splitinf.runtime.setup import ModelSetup, add_model_arguments
+from splitinf.runtime.setup import ModelSetup, add_model_arguments, add_threads_argument, use_threads
 from splitinf.runtime.sources import FrameSource
 
 
@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default=None, help="JSON lines of detections per frame ('-': stdout)")
     parser.add_argument("--summary-json", default=None, help="write the end-of-run summary here")
     parser.add_argument("--video-out", default=None, help="write an annotated MP4 of the frames with results")
+    add_threads_argument(parser)
     add_model_arguments(parser)
 
 
@@ -69,6 +70,7 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 
 
 def main(args: argparse.Namespace) -> int:
+    threads = use_threads(args.threads)
     setup = ModelSetup.from_args(args)
     prefilter = None
     if args.prefilter != "off":
@@ -90,12 +92,13 @@ def main(args: argparse.Namespace) -> int:
                               fallback_local=args.fallback == "local", min_score=args.min_score, name=args.name,
                               key=args.key, server_key=args.server_key, on_outcome=sink, slowdown=args.slowdown,
                               prefilter=prefilter, auto_modes=tuple(args.auto_modes.split(",")))
-        print(f"splitinf-device: {setup.describe()}, mode {args.mode}, source {args.source}", file=sys.stderr,
-              flush=True)
+        print(f"splitinf-device: {setup.describe()}, mode {args.mode}, source {args.source}, {threads} threads",
+              file=sys.stderr, flush=True)
         try:
             summary = client.run(source, args.max_frames)
         finally:
             source.close()
+    summary["threads"] = threads
     counts = summary["counts"]
     total = summary["latency_ms"].get("total", {})
     print(f"splitinf-device: {summary['frames']} frames: " + ", ".join(f"{k} {v}" for k, v in counts.items())

@@ -14,7 +14,7 @@ import signal
 import sys
 
 from splitinf.runtime.edge import EdgeServer
-from splitinf.runtime.setup import ModelSetup, add_model_arguments
+from splitinf.runtime.setup import ModelSetup, add_model_arguments, add_threads_argument, use_threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,10 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--score-threshold", type=float, default=None,
                         help="the detector's own score threshold (default: the model's; devices filter further)")
     parser.add_argument("--summary-json", default=None, help="also write the end-of-run summary here")
+    add_threads_argument(parser)
     add_model_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
+    threads = use_threads(args.threads)
     setup = ModelSetup.from_args(args)
     if args.score_threshold is not None:
         setup.detector.set_score_threshold(args.score_threshold)
@@ -45,10 +47,11 @@ def main(args: argparse.Namespace) -> int:
                         max_wait_ms=args.max_wait_ms, auth_dir=args.auth, name=args.name)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: server.stop.set())
-    print(f"splitinf-edge: {setup.describe()} on {args.bind} ({args.device}, batches ≤ {args.max_batch})",
+    print(f"splitinf-edge: {setup.describe()} on {args.bind} ({args.device}, batches ≤ {args.max_batch}, "
+          f"{threads} threads)",
           file=sys.stderr, flush=True)
     server.serve()
-    summary = server.summary()
+    summary = {**server.summary(), "threads": threads}
     print(f"splitinf-edge stopped: {summary['messages']} messages, {summary['batched_frames']} frames in "
           f"{summary['batches']} batches (mean {summary['mean_batch']}), {summary['malformed']} malformed, "
           f"{summary['refused_handshakes']} refused, {summary['rejected_connections']} rejected connections",

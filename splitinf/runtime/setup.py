@@ -13,6 +13,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from splitinf.bottleneck import Bottleneck, Codec, Float32Codec, MinMax8Codec, load_for
 from splitinf.models import SplittableDetector, build_detector, detector_spec
 
@@ -44,6 +46,28 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"split point when no bottleneck is used (default {DEFAULT_SPLIT})")
     group.add_argument("--codec", default="minmax8", choices=sorted(PLAIN_CODECS),
                        help="payload codec when no bottleneck is used (default minmax8; float32 is lossless)")
+
+
+def thread_count(text: str) -> int:
+    """``--threads`` as argparse reads it: a whole number of at least one."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of threads >= 1, got {text!r}")
+    return int(text)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """``--threads`` for either side; it need not match, so it lives outside the model group."""
+    parser.add_argument("--threads", type=thread_count, default=None, metavar="N",
+                        help="CPU threads for the model (default: torch's, one per core). When device and edge "
+                             "share a machine, give each a share of its cores: two processes each using every "
+                             "core slow both down")
+
+
+def use_threads(threads: int | None) -> int:
+    """Apply ``--threads`` (None: leave torch's default) and return the count in effect."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 @dataclass

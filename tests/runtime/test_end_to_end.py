@@ -167,11 +167,17 @@ def test_edge_refuses_a_device_with_another_model_and_says_why(edge_factory, tmp
 def test_auto_probes_the_link_with_copies_then_offloads(edge_factory, tmp_path):
     """--mode auto starts local (no link measured yet); JPEG copies of local frames measure the loopback link
     (a few answers before it trusts them), after which offloading wins on this slowed-down device. Probes are
-    not frames: the five counts still add up to the frames captured."""
-    edge = edge_factory(FAST_MODEL)
-    summary, frames = run_device(edge.address, [*FAST_MODEL, "--mode", "auto", "--auto-modes", "local,jpeg",
-                                                "--jpeg-size", "300x300", "--slowdown", "3", "--max-frames", "80",
-                                                "--fps", "10"], tmp_path)
+    not frames: the five counts still add up to the frames captured.
+
+    One thread each: with torch's default both processes use every core of the machine they share, and on two
+    cores the edge's full model then took the whole frame period — its queue grew and auto rightly stayed local
+    (a CI run: 4 frames offloaded of 80)."""
+    one_thread = ["--threads", "1"]
+    edge = edge_factory([*FAST_MODEL, *one_thread])
+    summary, frames = run_device(edge.address, [*FAST_MODEL, *one_thread, "--mode", "auto", "--auto-modes",
+                                                "local,jpeg", "--jpeg-size", "300x300", "--slowdown", "3",
+                                                "--max-frames", "80", "--fps", "10"], tmp_path)
+    assert summary["threads"] == 1 and edge.stop()["threads"] == 1
     assert summary["accounted"] == summary["frames"] == 80 == len(frames)
     assert summary["probes"]["sent"] >= MIN_RATE_SAMPLES and summary["probes"]["answered"] >= MIN_RATE_SAMPLES
     assert summary["auto_choices"]["local"] >= 1 and summary["counts"]["edge"] >= 5
