@@ -82,8 +82,11 @@ def crossovers(rows: list[dict], modes: list[str]) -> dict[str, float | None]:
 
 
 def validate_with_relay(args: argparse.Namespace, checkpoint: str | None, points: list[tuple[str, str]]) -> list[dict]:
-    """Real processes at a few (mode, uplink) points against the simulator fed the run's own stage times."""
-    flags = ["--model", DEFAULT_MODEL, "--bottleneck", checkpoint or "none"]
+    """Real processes at a few (mode, uplink) points against the simulator fed the run's own stage times.
+    Edge and device get one thread each: with torch's default both use every core they share, and on two
+    cores the edge's full model took the whole frame period, where the simulator (one frame at a time, no
+    batching) queues or not by a hair (docs/RESULTS.md, relay check)."""
+    flags = ["--model", DEFAULT_MODEL, "--bottleneck", checkpoint or "none", "--threads", "1"]
     out = []
     with EdgeProcess(flags) as edge:
         for mode, uplink in points:
