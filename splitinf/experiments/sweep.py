@@ -26,7 +26,7 @@ from splitinf.netsim.channel import Direction
 from splitinf.netsim.cli import parse_link, trace_folders
 from splitinf.netsim.process import RelayProcess
 from splitinf.report import format_table, markdown_table, print_json_line
-from splitinf.runtime.processes import EdgeProcess, run_device
+from splitinf.runtime.processes import EdgeProcess, half_the_cores, run_device
 from splitinf.runtime.setup import DEFAULT_MODEL, default_bottleneck
 
 RATES_MBIT = (0.25, 0.5, 1, 2, 5, 10, 20, 50)
@@ -83,10 +83,10 @@ def crossovers(rows: list[dict], modes: list[str]) -> dict[str, float | None]:
 
 def validate_with_relay(args: argparse.Namespace, checkpoint: str | None, points: list[tuple[str, str]]) -> list[dict]:
     """Real processes at a few (mode, uplink) points against the simulator fed the run's own stage times.
-    Edge and device get one thread each: with torch's default both use every core they share, and on two
-    cores the edge's full model took the whole frame period, where the simulator (one frame at a time, no
-    batching) queues or not by a hair (docs/RESULTS.md, relay check)."""
-    flags = ["--model", DEFAULT_MODEL, "--bottleneck", checkpoint or "none", "--threads", "1"]
+    Edge and device get half the cores each: at torch's default, on two cores, the edge's full model took the
+    whole frame period, where the simulator (one frame at a time, no batching) queues or not by a hair
+    (docs/RESULTS.md, relay check)."""
+    flags = ["--model", DEFAULT_MODEL, "--bottleneck", checkpoint or "none", *half_the_cores()]
     out = []
     with EdgeProcess(flags) as edge:
         for mode, uplink in points:
