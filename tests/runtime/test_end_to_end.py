@@ -17,7 +17,7 @@ from splitinf.models import build_detector
 from splitinf.protocol import Hello, encode
 from splitinf.runtime.policy import MIN_RATE_SAMPLES
 from splitinf.runtime.processes import device_command as _device_command
-from splitinf.runtime.processes import device_results, script
+from splitinf.runtime.processes import device_results, half_the_cores, script
 from splitinf.runtime.processes import run_device as _run_device
 
 from .conftest import FAST_MODEL, VIDEO
@@ -169,15 +169,15 @@ def test_auto_probes_the_link_with_copies_then_offloads(edge_factory, tmp_path):
     (a few answers before it trusts them), after which offloading wins on this slowed-down device. Probes are
     not frames: the five counts still add up to the frames captured.
 
-    One thread each: with torch's default both processes use every core of the machine they share, and on two
-    cores the edge's full model then took the whole frame period — its queue grew and auto rightly stayed local
-    (a CI run: 4 frames offloaded of 80)."""
-    one_thread = ["--threads", "1"]
-    edge = edge_factory([*FAST_MODEL, *one_thread])
-    summary, frames = run_device(edge.address, [*FAST_MODEL, *one_thread, "--mode", "auto", "--auto-modes",
+    Half the cores each, as the demo does: with torch's default both processes use every core of the machine
+    they share, and on two cores the edge's full model then took the whole frame period — its queue grew and
+    auto rightly stayed local (a CI run: 4 frames offloaded of 80)."""
+    share = half_the_cores()
+    edge = edge_factory([*FAST_MODEL, *share])
+    summary, frames = run_device(edge.address, [*FAST_MODEL, *share, "--mode", "auto", "--auto-modes",
                                                 "local,jpeg", "--jpeg-size", "300x300", "--slowdown", "3",
                                                 "--max-frames", "80", "--fps", "10"], tmp_path)
-    assert summary["threads"] == 1 and edge.stop()["threads"] == 1
+    assert summary["threads"] == edge.stop()["threads"] == int(share[1])  # both took the option
     assert summary["accounted"] == summary["frames"] == 80 == len(frames)
     assert summary["probes"]["sent"] >= MIN_RATE_SAMPLES and summary["probes"]["answered"] >= MIN_RATE_SAMPLES
     assert summary["auto_choices"]["local"] >= 1 and summary["counts"]["edge"] >= 5
