@@ -1,5 +1,7 @@
 """One direction of an emulated link: bottleneck queue, propagation delay, jitter, loss, outages.
 
+Data crosses it as packets: a message is cut into segments of at most one MSS, and each segment takes its
+payload plus the IP/TCP and TUN headers of the link (:mod:`splitinf.netsim.packets`), as in ``mm-link``.
 Two ways to carry data, both pure functions of arrival times (no clock of their own):
 
 * ``stream`` (a TCP byte stream, what the relay carries): nothing is ever dropped. A full queue holds the
@@ -16,7 +18,8 @@ from dataclasses import dataclass, field
 
 from splitinf.netsim.impairments import Jitter, LossModel, NoLoss
 from splitinf.netsim.link import LinkCounters, LinkQueue, QueueLimit
-from splitinf.netsim.schedule import PACKET_SIZE, Schedule
+from splitinf.netsim.packets import Packetization
+from splitinf.netsim.schedule import Schedule
 
 MODES = ("stream", "datagram")
 
@@ -27,7 +30,7 @@ class DirectionCounters:
     retransmissions: int = 0
     lost: int = 0
     stalls: int = 0  # stream packets that had to wait for room in the queue
-    delivered_bytes: int = 0
+    delivered_bytes: int = 0  # payload (application) bytes; the link counters count packets with headers
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Direction:
     mode: str = "stream"
     seed: int = 0
     recovery_ms: float | None = None  # extra delay of a retransmitted packet (default: one RTT = 2 × delay)
+    packets: Packetization = field(default_factory=Packetization)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -58,8 +62,10 @@ class Direction:
     def room_at(self, size: int, now: float) -> float:
         return self.queue.room_at(size, now)
 
-    def send_packet(self, size: int, now: float) -> float | None:
-        """A packet of ``size`` bytes handed to the link at ``now`` (ms) → when it reaches the far end."""
+    def send_segment(self, payload: int, now: float) -> float | None:
+        """A segment of ``payload`` bytes (at most one MSS) handed to the link at ``now`` (ms) → when it reaches
+        the far end. It takes ``payload`` + headers of the link's capacity."""
+        size = self.packets.wire_size(payload)
         if self.mode == "stream":
             ready = self.queue.room_at(size, now)
             if ready > now:
@@ -78,18 +84,15 @@ class Direction:
             extra = self.recovery
         delivery = max(departure + max(self.delay_ms + self.jitter.sample(), 0.0) + extra, self._last_delivery)
         self._last_delivery = delivery
-        self.counters.delivered_bytes += size
+        self.counters.delivered_bytes += payload
         return delivery
 
     def send_message(self, size: int, now: float) -> float | None:
-        """A message split into ≤1504-byte packets, all handed over at ``now`` → when its last byte arrives
-        (None if a datagram of it was lost)."""
+        """A message cut into segments of at most one MSS, all handed over at ``now`` → when its last byte
+        arrives (None if a datagram of it was lost)."""
         arrival: float | None = now
-        remaining = size
-        while remaining > 0:
-            packet = min(remaining, PACKET_SIZE)
-            remaining -= packet
-            delivered = self.send_packet(packet, now)
+        for payload in self.packets.segments(size):
+            delivered = self.send_segment(payload, now)
             if delivered is None:
                 arrival = None
             elif arrival is not None:
@@ -101,6 +104,12 @@ class Direction:
         direction (queue, jitter and loss states; the schedule is shared, it has no state). What a perfectly
         informed sender would know — ``splitinf bench adaptive --oracle`` forecasts with it."""
         return copy.deepcopy(self, memo={id(self.schedule): self.schedule}).send_message(size, now)
+
+    def payload_capacity_bytes(self, start: float, end: float) -> float:
+        """Application bytes a saturating sender gets across in (start, end] ms: full segments only."""
+        if self.schedule is None:
+            return float("inf")
+        return self.schedule.capacity_bytes(start, end) * self.packets.payload_share()
 
     def describe(self) -> str:
         parts = [self.schedule.describe() if self.schedule else "unshaped"]
@@ -114,4 +123,6 @@ class Direction:
             limits = [f"{self.limit.bytes} B" if self.limit.bytes else "", f"{self.limit.packets} packets"
                       if self.limit.packets else ""]
             parts.append("drop-tail queue " + " / ".join(x for x in limits if x))
+        if self.packets != Packetization():
+            parts.append(self.packets.describe())
         return ", ".join(parts)

@@ -5,8 +5,10 @@
 
 then point the device at tcp://127.0.0.1:5600 instead of the edge. Each direction is a rate (1mbit,
 500kbit, 20 = Mbit/s), a Mahimahi trace file (or the name of one in ../shared/data/traces), or 'none'.
---delay-ms, --jitter-ms, --loss, --queue and --outage apply to both directions. Ctrl-C (or SIGTERM) stops
-it and prints the counters.
+--delay-ms, --jitter-ms, --loss, --queue and --outage apply to both directions. Data crosses each direction
+as mm-link carries a TCP connection: 1448-byte segments plus 56 bytes of IP/TCP and TUN headers per packet
+(--mtu, --ip-tcp-header-bytes, --tun-header-bytes). The relay holds at most --max-held-bytes per direction
+before it stops reading from the sender. Ctrl-C (or SIGTERM) stops it and prints the counters.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from pathlib import Path
 from splitinf.netsim.channel import Direction
 from splitinf.netsim.impairments import parse_loss
 from splitinf.netsim.link import QueueLimit
-from splitinf.netsim.relay import Relay, parse_address
+from splitinf.netsim.packets import Packetization
+from splitinf.netsim.relay import DEFAULT_MAX_HELD_BYTES, Relay, parse_address
 from splitinf.netsim.schedule import ConstantRate, Schedule, TraceSchedule, WithOutages, parse_rate
 from splitinf.netsim.trace import load_trace
 
@@ -74,8 +77,9 @@ def build_direction(link: str, args: argparse.Namespace, seed: int) -> Direction
     if outages and schedule is not None:
         schedule = WithOutages(schedule, outages)
     rng = random.Random(seed)
+    packets = Packetization(mtu=args.mtu, ip_tcp_header=args.ip_tcp_header_bytes, tun_header=args.tun_header_bytes)
     return Direction(schedule, delay_ms=args.delay_ms, jitter_ms=args.jitter_ms, loss=parse_loss(args.loss, rng),
-                     limit=QueueLimit.parse(args.queue), mode="stream", seed=seed + 1)
+                     limit=QueueLimit.parse(args.queue), mode="stream", seed=seed + 1, packets=packets)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,13 +93,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queue", default=None, help="drop-tail limit: bytes=N,packets=M (default unlimited)")
     parser.add_argument("--outage", action="append", metavar="START_S:DURATION_S", help="link down (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of jitter and loss (default 0)")
+    defaults = Packetization()
+    parser.add_argument("--mtu", type=int, default=defaults.mtu,
+                        help=f"IP packet size limit on the link (default {defaults.mtu}, mm-link's)")
+    parser.add_argument("--ip-tcp-header-bytes", type=int, default=defaults.ip_tcp_header,
+                        help=f"IP + TCP header bytes per packet (default {defaults.ip_tcp_header}: TCP with "
+                             "timestamps, as Linux sends; 40 without)")
+    parser.add_argument("--tun-header-bytes", type=int, default=defaults.tun_header,
+                        help=f"TUN header bytes per packet (default {defaults.tun_header}: mm-link's; 0 = none)")
+    parser.add_argument("--max-held-bytes", type=int, default=DEFAULT_MAX_HELD_BYTES,
+                        help="bytes the relay holds per direction before it stops reading from the sender, "
+                             f"which then feels TCP backpressure (default {DEFAULT_MAX_HELD_BYTES})")
     parser.add_argument("--ready-file", default=None,
                         help="write {port, epoch} as JSON here once listening (epoch: CLOCK_MONOTONIC of t=0)")
 
 
 def main(args: argparse.Namespace) -> int:
     relay = Relay(parse_address(args.listen), parse_address(args.connect),
-                  build_direction(args.uplink, args, args.seed), build_direction(args.downlink, args, args.seed + 100))
+                  build_direction(args.uplink, args, args.seed), build_direction(args.downlink, args, args.seed + 100),
+                  max_held_bytes=args.max_held_bytes)
     asyncio.run(_serve(relay, args.ready_file))
     summary = relay.summary()
     up, down = summary["uplink"], summary["downlink"]

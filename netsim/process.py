@@ -20,6 +20,7 @@ class RelayProcess:
         self.connect, self.args, self.listen = connect, list(args), listen
         self.startup_timeout = startup_timeout
         self.port = 0
+        self.pid = 0
         self.epoch = 0.0
         self.summary: dict | None = None
         self._process: subprocess.Popen | None = None
@@ -39,7 +40,7 @@ class RelayProcess:
                 raise RuntimeError(f"netsim relay did not start within {self.startup_timeout} s")
             time.sleep(0.02)
         info = json.loads(ready.read_text())
-        self.port, self.epoch = info["port"], info["epoch"]
+        self.port, self.epoch, self.pid = info["port"], info["epoch"], info["pid"]
         return self
 
     @property

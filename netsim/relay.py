@@ -3,16 +3,23 @@
     device ──TCP──► relay (listen) ══[uplink model]══► relay ──TCP──► edge (connect)
            ◄──TCP── relay         ◄═[downlink model]══ relay ◄──TCP──
 
-Bytes read from one side at time t are cut into ≤1504-byte packets, handed to that direction's model at t,
-and written to the other side at the delivery time the model gives. All connections share the link (one
-queue per direction, as on a real access link). The link clock starts when the relay starts; ``epoch`` is
-that moment on the system-wide monotonic clock, so other processes can line their measurements up with it.
+Bytes read from one side at time t are cut into segments of at most one MSS (each costs its payload plus
+the link's packet headers: :mod:`splitinf.netsim.packets`), handed to that direction's model at t, and
+written to the other side at the delivery time the model gives. All connections share the link (one queue
+per direction, as on a real access link). The link clock starts when the relay starts; ``epoch`` is that
+moment on the system-wide monotonic clock, so other processes can line their measurements up with it.
+
+Backpressure: each direction holds at most ``max_held_bytes`` read from its senders and not yet written
+out; at the bound the relay stops reading, so the sender's socket buffers and TCP window fill as they would
+in front of a real bottleneck (``mm-link``'s queue is held in check by the sender's own window), and the
+relay's memory stays bounded whatever the sender does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -21,6 +28,7 @@ from splitinf.netsim.channel import Direction
 from splitinf.netsim.schedule import PACKET_SIZE
 
 READ_SIZE = 64 * 1024
+DEFAULT_MAX_HELD_BYTES = 1 << 20
 # The event loop's timers round sleeps up to the next millisecond: wake this much early and send what is
 # due within half of it, so deliveries land on time on average instead of ~1 ms late.
 EARLY_MS = 1.0
@@ -40,13 +48,44 @@ class RelayCounters:
     connections: int = 0
     connect_failures: int = 0
     open_connections: int = 0
+    max_receive_buffer_bytes: int = 0  # the kernel's receive buffer of the senders' sockets (autotuned), at most
+
+
+class Held:
+    """Bytes one direction holds (read from its senders, not yet written out) under a bound."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.bytes = 0
+        self.peak = 0
+        self._room = asyncio.Event()
+
+    def room(self) -> int:
+        return self.limit - self.bytes
+
+    async def wait_for_room(self, size: int) -> None:
+        while self.room() < size:
+            self._room.clear()
+            await self._room.wait()
+
+    def take(self, size: int) -> None:
+        self.bytes += size
+        self.peak = max(self.peak, self.bytes)
+
+    def release(self, size: int) -> None:
+        self.bytes -= size
+        self._room.set()
 
 
 class Relay:
     def __init__(self, listen: tuple[str, int], connect: tuple[str, int], uplink: Direction,
-                 downlink: Direction) -> None:
+                 downlink: Direction, max_held_bytes: int = DEFAULT_MAX_HELD_BYTES) -> None:
+        if max_held_bytes < READ_SIZE:
+            raise ValueError(f"the relay must be allowed to hold at least {READ_SIZE} bytes per direction "
+                             f"(one read), got {max_held_bytes}")
         self.listen, self.connect = listen, connect
         self.uplink, self.downlink = uplink, downlink
+        self.held = {id(uplink): Held(max_held_bytes), id(downlink): Held(max_held_bytes)}
         self.counters = RelayCounters()
         self.epoch = time.monotonic()
         self.port = listen[1]
@@ -81,6 +120,7 @@ class Relay:
             self._tasks.discard(task)
             return
         self.counters.open_connections += 1
+        client_socket = client_writer.get_extra_info("socket")
         pumps = [asyncio.create_task(self._pump(client_reader, upstream_writer, self.uplink)),
                  asyncio.create_task(self._pump(upstream_reader, client_writer, self.downlink))]
         try:
@@ -90,6 +130,11 @@ class Relay:
             for pump in pumps:
                 pump.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
+            if client_socket is not None:
+                with contextlib.suppress(OSError):
+                    self.counters.max_receive_buffer_bytes = max(
+                        self.counters.max_receive_buffer_bytes,
+                        client_socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
             for writer in (client_writer, upstream_writer):
                 writer.close()
             self.counters.open_connections -= 1
@@ -98,21 +143,26 @@ class Relay:
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: Direction) -> None:
         pending: deque[tuple[float, bytes]] = deque()
         arrived = asyncio.Event()
-        sender = asyncio.create_task(self._deliver(writer, pending, arrived))
+        held = self.held[id(direction)]
+        mss = direction.packets.mss
+        sender = asyncio.create_task(self._deliver(writer, pending, arrived, held))
         try:
             while True:
-                # Hold the sender back while the link queue is full (TCP flow control, not loss).
+                # Hold the sender back while the link queue is full (TCP flow control, not loss) or while the
+                # relay holds its bound; read whole segments, so that a backlog crosses the link in full ones.
                 now = self.now_ms()
                 room = direction.room_at(PACKET_SIZE, now)
                 if room > now:
                     await asyncio.sleep((room - now) / 1000.0)
-                data = await reader.read(READ_SIZE)
+                await held.wait_for_room(mss)
+                data = await reader.read(min(READ_SIZE, held.room()) // mss * mss)
                 if not data:
                     break
+                held.take(len(data))
                 now = self.now_ms()
-                for offset in range(0, len(data), PACKET_SIZE):
-                    packet = data[offset : offset + PACKET_SIZE]
-                    pending.append((direction.send_packet(len(packet), now), packet))
+                for offset in range(0, len(data), mss):
+                    segment = data[offset : offset + mss]
+                    pending.append((direction.send_segment(len(segment), now), segment))
                 arrived.set()
             pending.append((float("inf"), b""))  # end of stream: deliver what is in flight, then stop
             arrived.set()
@@ -123,8 +173,10 @@ class Relay:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
                 await sender
+            held.release(sum(len(segment) for _, segment in pending))  # the connection's undelivered bytes
 
-    async def _deliver(self, writer: asyncio.StreamWriter, pending: deque, arrived: asyncio.Event) -> None:
+    async def _deliver(self, writer: asyncio.StreamWriter, pending: deque, arrived: asyncio.Event,
+                       held: Held) -> None:
         while True:
             if not pending:
                 arrived.clear()
@@ -139,14 +191,18 @@ class Relay:
                 await asyncio.sleep(wait)
             horizon = self.now_ms() + EARLY_MS / 2
             while pending and pending[0][0] <= horizon:
-                writer.write(pending.popleft()[1])
+                segment = pending.popleft()[1]
+                writer.write(segment)
+                held.release(len(segment))
             await writer.drain()
 
     def summary(self) -> dict:
         def direction(d: Direction) -> dict:
             counters = asdict(d.counters)
             link = counters.pop("link")
-            return {"link": d.describe(), **link, **counters}
+            held = self.held[id(d)]
+            return {"link": d.describe(), **link, **counters, "max_held_bytes": held.limit,
+                    "peak_held_bytes": held.peak}
 
         return {"relay": asdict(self.counters), "uplink": direction(self.uplink),
                 "downlink": direction(self.downlink), "uptime_s": round(self.now_ms() / 1000, 3)}

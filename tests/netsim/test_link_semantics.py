@@ -6,9 +6,12 @@ import pytest
 from splitinf.netsim.channel import Direction
 from splitinf.netsim.impairments import Bernoulli, GilbertElliott, parse_loss
 from splitinf.netsim.link import LinkQueue, QueueLimit
+from splitinf.netsim.packets import Packetization
 from splitinf.netsim.schedule import PACKET_SIZE, ConstantRate, TraceSchedule, WithOutages, parse_rate
 from splitinf.netsim.simulate import Exchange, deliver, simulate_exchanges
 from splitinf.netsim.trace import TraceError, parse_trace
+
+FULL = Packetization().mss  # payload of a segment that fills one opportunity with its headers
 
 
 def link(times, limit=None) -> LinkQueue:
@@ -63,10 +66,10 @@ def test_drop_tail_queue_limit_in_packets_and_bytes():
 
 def test_stream_mode_waits_for_room_instead_of_dropping():
     stream = Direction(TraceSchedule([10, 20, 30, 40]), limit=QueueLimit(packets=2))
-    assert [stream.send_packet(PACKET_SIZE, 0) for _ in range(3)] == [10, 20, 30]
+    assert [stream.send_segment(FULL, 0) for _ in range(3)] == [10, 20, 30]
     assert stream.counters.stalls == 1 and stream.counters.link.drops == 0
     datagram = Direction(TraceSchedule([10, 20, 30, 40]), limit=QueueLimit(packets=2), mode="datagram")
-    assert [datagram.send_packet(PACKET_SIZE, 0) for _ in range(3)] == [10, 20, None]
+    assert [datagram.send_segment(FULL, 0) for _ in range(3)] == [10, 20, None]
 
 
 def test_constant_rate_of_one_mtu_per_millisecond():
@@ -85,21 +88,21 @@ def test_outages_remove_opportunities():
 
 def test_delay_and_jitter_never_reorder():
     direction = Direction(ConstantRate(PACKET_SIZE * 8 * 1000), delay_ms=20, jitter_ms=15, seed=3)
-    deliveries = [direction.send_packet(PACKET_SIZE, 0) for _ in range(200)]
+    deliveries = [direction.send_segment(FULL, 0) for _ in range(200)]
     assert deliveries == sorted(deliveries)
     assert min(deliveries) >= 1 + 5 and max(d - i - 1 for i, d in enumerate(deliveries)) > 25
     plain = Direction(TraceSchedule([10]), delay_ms=20)
-    assert plain.send_packet(100, 0) == 30
+    assert plain.send_segment(100, 0) == 30
 
 
 def test_stream_loss_costs_capacity_and_one_round_trip():
     direction = Direction(ConstantRate(PACKET_SIZE * 8 * 1000), delay_ms=10, loss=Bernoulli(0.5, random.Random(1)))
-    deliveries = [direction.send_packet(PACKET_SIZE, 0) for _ in range(100)]
+    deliveries = [direction.send_segment(FULL, 0) for _ in range(100)]
     assert direction.counters.retransmissions == direction.counters.lost > 20
     assert direction.queue.counters.packets == 100 + direction.counters.retransmissions
     assert deliveries == sorted(deliveries) and None not in deliveries
     datagram = Direction(None, mode="datagram", loss=Bernoulli(0.5, random.Random(1)))
-    assert sum(datagram.send_packet(10, 0) is None for _ in range(1000)) == pytest.approx(500, abs=60)
+    assert sum(datagram.send_segment(10, 0) is None for _ in range(1000)) == pytest.approx(500, abs=60)
 
 
 def test_gilbert_elliott_loss_is_bursty_with_the_stationary_mean():
@@ -133,20 +136,54 @@ def test_rates_and_losses_parse_and_bad_ones_are_refused():
         QueueLimit.parse("frames=3")
 
 
-def test_messages_split_into_packets_and_exchanges_round_trip():
+def test_a_full_segment_fills_one_opportunity_exactly():
+    up = Direction(TraceSchedule([10, 20, 30]))
+    assert [up.send_segment(FULL, 0) for _ in range(2)] == [10, 20]  # 1448 + 56 = 1504: nothing left at 10
+    assert up.counters.link.bytes == 2 * 1504 and up.counters.delivered_bytes == 2 * 1448
+    assert up.send_segment(1, 0) == 30
+
+
+def test_a_small_message_costs_its_bytes_plus_one_packets_headers():
+    up = Direction(TraceSchedule([10, 20]))
+    assert up.send_message(100, 0) == 10
+    assert (up.counters.link.bytes, up.counters.link.packets, up.counters.delivered_bytes) == (156, 1, 100)
+    # 9 more share the opportunity: 10 × 156 = 1560 > 1504, so the tenth packet spans into the next one
+    assert [up.send_message(100, 0) for _ in range(9)] == [10] * 8 + [20]
+
+
+def test_a_message_over_one_mss_is_cut_into_full_segments_and_the_rest():
     up = Direction(TraceSchedule([10, 20, 30, 40]), delay_ms=5)
-    assert deliver(up, [(0, 3000), (1, 100)]) == [25, 35]  # 1504 @10, 1496 @20; then 8 bytes left @20
+    assert up.send_message(3000, 0) == 35  # 1504 @10, 1504 @20, 104 + 56 @30
+    assert (up.counters.link.packets, up.counters.link.bytes) == (3, 3000 + 3 * 56)
+    assert Packetization().segments(3000) == [1448, 1448, 104]
+
+
+def test_packetization_is_adjustable_and_checked():
+    no_timestamps = Packetization(ip_tcp_header=40, tun_header=0)
+    assert (no_timestamps.mss, no_timestamps.wire_size(100), no_timestamps.payload_share()) == (1460, 140, 1460 / 1500)
+    up = Direction(TraceSchedule([10, 20]), packets=no_timestamps)
+    assert up.send_message(1460 + 44, 0) == 20  # packets of 1500 and 84 B: 4 B of the second fit at 10, 80 at 20
+    with pytest.raises(ValueError, match="must fit one delivery opportunity"):
+        Packetization(mtu=1520)
+    with pytest.raises(ValueError, match="1..1448 payload bytes"):
+        Packetization().wire_size(1449)
+
+
+def test_messages_and_exchanges_round_trip():
+    up = Direction(TraceSchedule([10, 20, 30, 40]), delay_ms=5)
+    assert deliver(up, [(0, 3000), (1, 100)]) == [35, 35]  # the 100 bytes (156) share 30 with the 160 before
     uplink = Direction(ConstantRate(PACKET_SIZE * 8 * 1000))
     downlink = Direction(ConstantRate(PACKET_SIZE * 8 * 1000), delay_ms=2)
     times = simulate_exchanges(uplink, downlink, [Exchange(0, 3000, 10, 100), Exchange(0.5, 100, 10, 100)])
-    assert times[0].request_arrival_ms == pytest.approx(2) and times[0].response_arrival_ms == pytest.approx(15)
-    # the second request arrives at 3 but waits for the edge until 12, answers at 22, arrives at 25
-    assert times[1].response_arrival_ms == pytest.approx(25)
+    # three packets at 1, 2, 3 ms; the edge answers at 13; the answer leaves at 14 and arrives at 16
+    assert times[0].request_arrival_ms == pytest.approx(3) and times[0].response_arrival_ms == pytest.approx(16)
+    # the second request shares the opportunity at 3, waits for the edge until 13, answers at 23, arrives at 26
+    assert times[1].request_arrival_ms == pytest.approx(3) and times[1].response_arrival_ms == pytest.approx(26)
 
 
 def test_a_previewed_message_arrives_as_if_sent_and_leaves_the_link_untouched():
     up = Direction(TraceSchedule([10, 20, 30, 40]), delay_ms=5, jitter_ms=3, loss=Bernoulli(0.3, random.Random(7)))
-    up.send_message(1504, 0)  # a backlog: the next message queues behind it
+    up.send_message(FULL, 0)  # a backlog: the next message queues behind it
     preview = up.preview_message(3000, 1)
     state = (up.counters.delivered_bytes, up.counters.lost, up.jitter.rng.getstate(), up.loss.rng.getstate())
     assert up.preview_message(3000, 1) == preview  # nothing the preview did stayed behind

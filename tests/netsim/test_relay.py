@@ -14,7 +14,7 @@ from splitinf.netsim.schedule import TraceSchedule
 from splitinf.netsim.simulate import deliver
 from splitinf.netsim.trace import load_trace
 
-from splitinf.bench.netsim import Sink
+from splitinf.bench.sink import Sink
 
 
 def bursty_trace(path):
