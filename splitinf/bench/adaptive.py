@@ -19,14 +19,12 @@ auto's gap to it is the forecast's and how much the rule's.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from splitinf.experiments.costs import measure_costs
+from splitinf.experiments.costs import load_costs, measure_costs, save_costs
 from splitinf.experiments.pipeline_sim import ModeCost, SimResult, fixed, simulate
 from splitinf.experiments.sweep import DOWNLINK, link, shared_traces
 from splitinf.models import build_detector
@@ -85,26 +83,6 @@ def policy_variant(text: str) -> dict[str, float]:
 
 def variant_label(settings: dict[str, float]) -> str:
     return ",".join(f"{k}={v:g}" for k, v in settings.items())
-
-
-def save_costs(path: Path, costs: dict[str, ModeCost], factor: float) -> None:
-    path.write_text(json.dumps({"device_slowdown": factor, "costs": [asdict(c) for c in costs.values()]}, indent=1))
-
-
-def load_costs(path: Path) -> tuple[dict[str, ModeCost], float]:
-    """Costs written by :func:`save_costs`; a file that is not one is named with what it lacks."""
-    try:
-        saved = json.loads(path.read_text())
-        costs = {c["name"]: ModeCost(**{**c, "device_samples_ms": tuple(c["device_samples_ms"])})
-                 for c in saved["costs"]}
-        factor = float(saved["device_slowdown"])
-    except FileNotFoundError:
-        raise ValueError(f"--costs {path}: no such file (write one with --save-costs)") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"--costs {path} is not a file written by --save-costs: {error!r}") from None
-    if "local" not in costs:
-        raise ValueError(f"--costs {path} has no local mode (modes: {', '.join(costs)})")
-    return costs, factor
 
 
 class ClairvoyantPolicy(AdaptivePolicy):

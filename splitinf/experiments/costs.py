@@ -8,7 +8,9 @@ SSDLite-MobileNetV2 at 300×300 (about 110–210 ms with TFLite / PyTorch on 4 C
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -105,4 +107,25 @@ def measure_costs(detector: SplittableDetector, checkpoints: list[str], *, jpeg_
                             encoded)
         size = int(np.mean([_frame_bytes(p, codec.name) for p, _ in encoded]))
         costs[name] = _device_cost(name, device_times[name], factor, size, edge_ms, result_bytes)
+    return costs, factor
+
+
+def save_costs(path: Path, costs: dict[str, ModeCost], factor: float) -> None:
+    path.write_text(json.dumps({"device_slowdown": factor, "costs": [asdict(c) for c in costs.values()]}, indent=1))
+
+
+def load_costs(path: Path) -> tuple[dict[str, ModeCost], float]:
+    """Costs written by :func:`save_costs`; a file that is not one is named with what it lacks."""
+    try:
+        saved = json.loads(path.read_text())
+        costs = {c["name"]: ModeCost(**{**c, "device_samples_ms": tuple(c["device_samples_ms"])})
+                 for c in saved["costs"]}
+        factor = float(saved["device_slowdown"])
+    except FileNotFoundError:
+        raise ValueError(f"--costs {path}: no such file (write one with splitinf bench adaptive --save-costs)") \
+            from None
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"--costs {path} is not a file written by --save-costs: {error!r}") from None
+    if "local" not in costs:
+        raise ValueError(f"--costs {path} has no local mode (modes: {', '.join(costs)})")
     return costs, factor

@@ -7,7 +7,8 @@ every point in seconds, from per-frame costs measured here (device-side times sc
 ``--device-slowdown``). The relay engine runs real ``splitinf-edge``, ``splitinf netsim relay`` and
 ``splitinf-device`` processes at a few points and checks that the simulator, fed the compute times that run
 measured, predicts its p50 latency within 10 %. Output: CSV, PNG (one line per mode, crossovers marked)
-and a markdown table in ``--out``.
+and a markdown table in ``--out``. ``--costs FILE`` replays saved per-frame costs (``splitinf bench adaptive
+--save-costs``) instead of measuring them: the discrete-event points are then exact on any machine.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from splitinf.data import PERSON_VIDEO
-from splitinf.experiments.costs import measure_costs
+from splitinf.experiments.costs import load_costs, measure_costs
 from splitinf.experiments.pipeline_sim import ModeCost, SimResult, fixed, simulate
 from splitinf.models import build_detector
 from splitinf.netsim.channel import Direction
@@ -49,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delay-ms", type=float, default=20.0, help="one-way propagation delay (default 20)")
     parser.add_argument("--device-slowdown", default="auto",
                         help="scale device compute ('auto': the whole model takes 160 ms, a Raspberry Pi 4)")
+    parser.add_argument("--costs", metavar="FILE",
+                        help="replay per-frame costs saved by 'splitinf bench adaptive --save-costs' instead of "
+                             "measuring them (default: measure on this machine)")
     parser.add_argument("--relay-points", type=int, default=3, help="real relay runs to validate (0: none)")
     parser.add_argument("--relay-frames", type=int, default=80, help="frames per real run (default 80)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
@@ -147,8 +151,11 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoints = args.checkpoint if args.checkpoint is not None else [c for c in [default_bottleneck()] if c]
-    detector = build_detector(DEFAULT_MODEL, weights="pretrained")
-    costs, factor = measure_costs(detector, checkpoints, slowdown=args.device_slowdown)
+    if args.costs:
+        costs, factor = load_costs(Path(args.costs))
+    else:
+        detector = build_detector(DEFAULT_MODEL, weights="pretrained")
+        costs, factor = measure_costs(detector, checkpoints, slowdown=args.device_slowdown)
     modes = list(costs)
     print(f"per-frame costs (device ×{factor:.2f}): " + "; ".join(
         f"{c.name}: device {c.device_ms:.0f} ms, {c.uplink_bytes} B up, edge {c.edge_ms:.0f} ms"

@@ -57,7 +57,7 @@ def test_bench_adaptive_replays_saved_costs_exactly(capsys, tmp_path):
     assert last_json(capsys) == measured
 
 
-@pytest.mark.parametrize("content, message", [(None, "no such file (write one with --save-costs)"),
+@pytest.mark.parametrize("content, message", [(None, "no such file (write one with splitinf bench adaptive --save-costs)"),
                                               ('{"costs": []}', "is not a file written by --save-costs"),
                                               ('{"device_slowdown": 1, "costs": []}', "has no local mode")])
 def test_bench_adaptive_names_bad_saved_costs(capsys, tmp_path, content, message):
@@ -82,9 +82,10 @@ def test_the_oracle_forecasts_the_true_transfer_and_stays_local_before_an_outage
     meet an outage — and never into it."""
     rate = PACKET_SIZE * 8 * 1000  # one packet per ms
     uplink = Direction(WithOutages(ConstantRate(rate), [(1000, 3000)]), delay_ms=20)
-    modes = [ModeEstimate("local", 160.0), ModeEstimate("split", 90.0, uplink_bytes=3000, edge_ms=40.0)]
+    modes = [ModeEstimate("local", 160.0), ModeEstimate("split", 90.0, uplink_bytes=2800, edge_ms=40.0)]
     oracle = ClairvoyantPolicy(modes, uplink.preview_message, base_rtt_ms=40, frame_period_ms=100, margin=0.5)
-    # 3,000 bytes = two packets, the first sent 1 ms after the frame leaves the head: +2 ms, + 20 ms delay.
+    # 2,800 bytes = two segments (1448 + 1352, each with 56 B of headers: one opportunity each), the first
+    # sent 1 ms after the frame leaves the head: +2 ms, + 20 ms delay.
     assert oracle.tail_ms(modes[1], 0.0) == pytest.approx(90 + 2 + 20 + 40 + 20)
     assert oracle.margin == 0 and oracle.distrust == 0  # it knows the link: nothing to hedge
     assert oracle.choose(0.0) == "split"
@@ -96,7 +97,7 @@ def test_the_oracle_forecasts_the_true_transfer_and_stays_local_before_an_outage
 
 def test_the_oracle_knows_the_edge_is_still_busy_with_its_previous_offload():
     uplink = Direction(ConstantRate(PACKET_SIZE * 8 * 1000), delay_ms=20)  # one packet per ms
-    modes = [ModeEstimate("local", 500.0), ModeEstimate("split", 90.0, uplink_bytes=3000, edge_ms=150.0)]
+    modes = [ModeEstimate("local", 500.0), ModeEstimate("split", 90.0, uplink_bytes=2800, edge_ms=150.0)]
     oracle = ClairvoyantPolicy(modes, uplink.preview_message, base_rtt_ms=40, frame_period_ms=100)
     assert oracle.choose(0.0) == "split"  # at the edge at 90 + 2 + 20 = 112, done at 262
     # The next one, sent at 100, arrives at 122 and waits for the edge until 262.
