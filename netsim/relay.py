@@ -192,8 +192,8 @@ class Relay:
             horizon = self.now_ms() + EARLY_MS / 2
             while pending and pending[0][0] <= horizon:
                 segment = pending.popleft()[1]
+                held.release(len(segment))  # before writing: a write that fails must not keep the bytes held
                 writer.write(segment)
-                held.release(len(segment))
             await writer.drain()
 
     def summary(self) -> dict:

@@ -57,7 +57,7 @@ def test_bench_adaptive_replays_saved_costs_exactly(capsys, tmp_path):
     assert last_json(capsys) == measured
 
 
-@pytest.mark.parametrize("content, message", [(None, "no such file (write one with splitinf bench adaptive --save-costs)"),
+@pytest.mark.parametrize("content, message", [(None, "no such file (write one with splitinf bench adaptive"),
                                               ('{"costs": []}', "is not a file written by --save-costs"),
                                               ('{"device_slowdown": 1, "costs": []}', "has no local mode")])
 def test_bench_adaptive_names_bad_saved_costs(capsys, tmp_path, content, message):

@@ -104,6 +104,18 @@ def test_relay_refuses_a_malformed_trace_with_the_line(tmp_path, content, messag
     assert result.returncode == 2 and message in result.stderr and "bad.up" in result.stderr
 
 
+@pytest.mark.parametrize(("option", "message"), [
+    (["--mtu", "1600"], "must fit one delivery opportunity of 1504 B"),
+    (["--ip-tcp-header-bytes", "-1"], "header sizes must be >= 0 bytes"),
+    (["--max-held-bytes", "1000"], "at least 65536 bytes per direction"),
+])
+def test_relay_refuses_packet_and_buffer_settings_it_cannot_emulate(option, message):
+    result = subprocess.run([sys.executable, "-m", "splitinf", "netsim", "relay", "--listen", "127.0.0.1:0",
+                             "--connect", "127.0.0.1:1", "--uplink", "1mbit", *option],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and message in result.stderr
+
+
 def test_relay_counts_a_failed_edge_connection():
     free = socket.socket()
     free.bind(("127.0.0.1", 0))
