@@ -32,10 +32,11 @@ from splitinf.netsim.trace import load_trace
 
 
 def trace_folders() -> list[Path]:
-    """Where bare trace names are looked up: $SPLITINF_TRACES, then ../shared/data/traces near the code or cwd."""
-    here = Path(__file__).resolve().parent.parent
+    """Where bare trace names are looked up: $SPLITINF_TRACES, then the traces/ folder of the shared data
+    ($SPLITINF_DATA, else ../shared/data next to the working directory)."""
     folders = [Path(os.environ["SPLITINF_TRACES"])] if os.environ.get("SPLITINF_TRACES") else []
-    return folders + [here.parent / "shared" / "data" / "traces", Path.cwd().parent / "shared" / "data" / "traces"]
+    data = Path(os.environ.get("SPLITINF_DATA") or Path.cwd().parent / "shared" / "data")
+    return [*folders, data / "traces"]
 
 
 def find_trace(name: str) -> Path | None:

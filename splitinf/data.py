@@ -1,7 +1,7 @@
 """Real images and video frames from the shared offline data, decoded with OpenCV into uint8 RGB tensors.
 
-The data lives outside the repository (per-image licences): ``$SPLITINF_DATA`` if set, else the first of
-``../shared/data`` next to the repository or next to the working directory.
+The data lives outside the repository (per-image licences): ``$SPLITINF_DATA`` if set, else
+``../shared/data`` next to the working directory (a checkout beside the shared data, as in this project).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 VAL_UNION = "coco-union/instances_val2017_union.json"
 ALL_UNION = "coco-union/instances_all_union.json"
 PERSON_VIDEO = "intel-sample-videos/one-by-one-person-detection.mp4"
@@ -29,14 +28,14 @@ class DataError(ValueError):
 
 
 def data_root() -> Path:
-    """The shared data folder; a clear error when it cannot be found."""
+    """The shared data folder; a clear error naming the variable and what was looked for."""
     env = os.environ.get("SPLITINF_DATA")
-    candidates = [Path(env)] if env else [REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    tried = ", ".join(str(c) for c in candidates)
-    raise DataError(f"shared data folder not found (tried {tried}); set SPLITINF_DATA to it")
+    candidate = Path(env) if env else Path.cwd().parent / "shared" / "data"
+    if candidate.is_dir():
+        return candidate
+    where = f"SPLITINF_DATA={env}" if env else f"SPLITINF_DATA is not set and {candidate} does not exist"
+    raise DataError(f"shared data folder not found ({where}): set SPLITINF_DATA to the folder holding "
+                    "coco-union/, intel-sample-videos/, traces/ and voc2007-trainval-roboflow/")
 
 
 def resolve(path: str | Path) -> Path:

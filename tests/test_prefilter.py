@@ -1,6 +1,5 @@
 """The prefilter: a cheap decision on early features, checkpoints, thresholds, and the device's accounting."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from splitinf.runtime.device import DeviceClient
 from splitinf.runtime.setup import ModelSetup
 from splitinf.runtime.sources import FrameSource
 from splitinf.training.prefilter import threshold_for_recall
+from splitinf.weights.checkpoints import DEFAULT_PREFILTER, default_bottleneck, find_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -76,20 +76,18 @@ def test_device_counts_filtered_frames_and_sends_nothing_for_them(threshold, out
 
 
 def test_device_refuses_at_startup_a_prefilter_its_head_cannot_feed():
-    # The committed tap-7 bottleneck's head stops at block 7 and its encoder: a block-12 prefilter cannot run.
-    checkpoint = Path(__file__).resolve().parent.parent / "checkpoints" / "person_s16t7_c32_b0012_d.pt"
-    setup = ModelSetup.build("ssdlite_mobilenet_v2_person", None, None, str(checkpoint))
+    # The shipped tap-7 bottleneck's head stops at block 7 and its encoder: a block-12 prefilter cannot run.
+    setup = ModelSetup.build("ssdlite_mobilenet_v2_person", None, None, str(default_bottleneck()))
     with pytest.raises(ValueError, match=r"reads trunk block 12, which this head does not run \(it runs blocks 0–7\)"):
         DeviceClient(setup, "tcp://127.0.0.1:9", mode="split", prefilter=make(0.5, tap=12, channels=96))
     DeviceClient(setup, "tcp://127.0.0.1:9", mode="split", prefilter=make(0.5, tap=6))  # it runs block 6: accepted
 
 
-def test_committed_tap7_prefilter_pairs_with_the_tap7_head(coco_val_images):
-    # The light head (blocks 0–7) and the prefilter trained at block 7 run together, and a kept frame
+def test_shipped_tap7_prefilter_pairs_with_the_shipped_head(coco_val_images):
+    # The shipped head (blocks 0–7) and the prefilter trained at block 7 run together, and a kept frame
     # yields exactly the features the head alone produces.
-    root = Path(__file__).resolve().parent.parent / "checkpoints"
-    setup = ModelSetup.build("ssdlite_mobilenet_v2_person", None, None, str(root / "person_s16t7_c32_b0012_d.pt"))
-    prefilter = load_prefilter(root / "prefilter_person_t7.pt", "ssdlite_mobilenet_v2_person").eval()
+    setup = ModelSetup.build("ssdlite_mobilenet_v2_person", None, None, str(default_bottleneck()))
+    prefilter = load_prefilter(find_checkpoint(DEFAULT_PREFILTER), "ssdlite_mobilenet_v2_person").eval()
     assert prefilter.config.tap == 7
     DeviceClient(setup, "tcp://127.0.0.1:9", mode="split", prefilter=prefilter)  # accepted at startup
     head = Head(setup.detector, None, setup.bottleneck)

@@ -30,7 +30,8 @@ from splitinf.experiments.sweep import DOWNLINK, link, shared_traces
 from splitinf.models import build_detector
 from splitinf.report import format_table, print_json_line
 from splitinf.runtime.policy import AdaptivePolicy, ModeEstimate
-from splitinf.runtime.setup import DEFAULT_MODEL, default_bottleneck
+from splitinf.runtime.setup import DEFAULT_MODEL
+from splitinf.weights.checkpoints import default_bottleneck, find_checkpoint
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -180,7 +181,8 @@ def main(args: argparse.Namespace) -> int:
     if args.costs:
         costs, factor = load_costs(Path(args.costs))
     else:
-        checkpoints = args.checkpoint if args.checkpoint is not None else [c for c in [default_bottleneck()] if c]
+        checkpoints = [str(find_checkpoint(c)) for c in args.checkpoint] if args.checkpoint is not None \
+            else [str(default_bottleneck())]
         if "split" not in wanted:
             checkpoints = []
         detector = build_detector(DEFAULT_MODEL, weights="pretrained")

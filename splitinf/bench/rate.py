@@ -26,14 +26,13 @@ from splitinf.head import Head
 from splitinf.models import build_detector, detector_spec
 from splitinf.models.compute import count_macs
 from splitinf.report import format_table, print_json_line
-
-CHECKPOINTS = Path(__file__).resolve().parent.parent.parent / "checkpoints"
+from splitinf.weights.checkpoints import find_checkpoint, shipped_checkpoints
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="ssdlite_mobilenet_v2_person")
     parser.add_argument("--checkpoint", action="append", default=[], help="checkpoint to score (repeatable; "
-                        "default: every checkpoints/*.pt of the model)")
+                        "default: the shipped checkpoints of the model)")
     parser.add_argument("--qualities", default="50,75,90", help="JPEG qualities to search (default 50,75,90)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images (quick look)")
     parser.add_argument("--plot", default=None, help="write the AP-vs-KB/frame plot here (PNG)")
@@ -67,9 +66,9 @@ def pick(points: list[dict], teacher_ap: float, target: Target) -> dict | None:
 
 
 def committed_bottlenecks(model: str) -> list[str]:
-    """The bottleneck checkpoints in checkpoints/ made for ``model`` (prefilters live beside them)."""
+    """The shipped bottleneck checkpoints made for ``model`` (prefilters ship beside them)."""
     paths = []
-    for path in sorted(CHECKPOINTS.glob("*.pt")):
+    for path in shipped_checkpoints():
         try:
             if read_checkpoint(path)["config"].get("model") == model:
                 paths.append(str(path))
@@ -80,7 +79,7 @@ def committed_bottlenecks(model: str) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     detector = build_detector(args.model, weights=detector_spec(args.model).default_weights)
-    paths = args.checkpoint or committed_bottlenecks(args.model)
+    paths = [str(find_checkpoint(c)) for c in args.checkpoint] or committed_bottlenecks(args.model)
     bottlenecks = {Path(p).stem: load_for(p, detector) for p in paths}
     pipelines = [unsplit(detector)]
     for resolution in ("original", "input"):

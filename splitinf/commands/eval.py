@@ -17,6 +17,7 @@ from splitinf.evaluation.harness import PipelineScore, evaluate_coco, evaluate_f
 from splitinf.evaluation.pipelines import Pipeline, jpeg, split, unsplit
 from splitinf.models import build_detector, detector_names, detector_spec
 from splitinf.report import format_table, print_json_line
+from splitinf.weights.checkpoints import find_checkpoint
 
 QUALITIES = (10, 20, 30, 50, 75, 90)
 
@@ -55,7 +56,7 @@ def pipelines_for(args: argparse.Namespace, detector) -> list[Pipeline]:
             raise ValueError(f"--split codec must be float32 or minmax8, got {codec_name!r}")
         pipelines.append(split(detector, codec, split_point=key))
     for path in args.bottleneck:
-        bottleneck = load_for(path, detector)
+        bottleneck = load_for(find_checkpoint(path), detector)
         name = f"bottleneck {Path(path).stem}"
         pipelines.append(split(detector, bottleneck.codec(), bottleneck=bottleneck, name=name))
     return pipelines

@@ -24,12 +24,14 @@ from splitinf.head import Head, load_prefilter
 from splitinf.label_free import load_rgb, video_sources, voc_photos
 from splitinf.models import build_detector, detector_spec
 from splitinf.report import format_table, print_json_line
-from splitinf.runtime.setup import default_bottleneck
+from splitinf.runtime.setup import bottleneck_for
 from splitinf.tail import Tail
+from splitinf.weights.checkpoints import DEFAULT_PREFILTER, find_checkpoint
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prefilter", required=True, metavar="CKPT", help="prefilter checkpoint")
+    parser.add_argument("--prefilter", default=DEFAULT_PREFILTER, metavar="CKPT",
+                        help=f"prefilter checkpoint: a file or a checkpoint name (default {DEFAULT_PREFILTER})")
     parser.add_argument("--bottleneck", default="default", help="split model behind it ('default': the shipped)")
     parser.add_argument("--threshold", type=float, default=None, help="override the trained threshold")
     parser.add_argument("--frame-step", type=int, default=3, help="every N-th video frame (default 3)")
@@ -43,13 +45,14 @@ def is_positive(detections: dict, classes: tuple[int, ...], score: float) -> boo
 
 
 def main(args: argparse.Namespace) -> int:
-    checkpoint = torch.load(args.prefilter, map_location="cpu", weights_only=True)
+    prefilter_path = find_checkpoint(args.prefilter)
+    checkpoint = torch.load(prefilter_path, map_location="cpu", weights_only=True)
     model = checkpoint["config"]["model"]
     detector = build_detector(model, weights=detector_spec(model).default_weights)
-    prefilter = load_prefilter(args.prefilter, model, args.threshold)
+    prefilter = load_prefilter(prefilter_path, model, args.threshold)
     config = prefilter.config
-    path = default_bottleneck() if args.bottleneck == "default" else args.bottleneck
-    bottleneck = load_for(path, detector) if path not in (None, "none") else None
+    path = bottleneck_for(model, args.bottleneck)
+    bottleneck = load_for(path, detector) if path else None
     head = Head(detector, None if bottleneck else "s16", bottleneck)
     tail = Tail(detector, None if bottleneck else "s16", bottleneck)
     codec = bottleneck.codec() if bottleneck else None

@@ -1,4 +1,6 @@
-"""``splitinf models``: the zoo, its split points, and (``--sizes``) why a learned bottleneck is needed."""
+"""``splitinf models``: the zoo, its split points, and (``--sizes``) why a learned bottleneck is needed;
+``--checkpoints``: the trained bottlenecks and prefilters found by name (shipped, or in $SPLITINF_HOME),
+each with the command that trained it."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from splitinf.data import PERSON_VIDEO, jpeg_bytes, resize_rgb, video_frames
 from splitinf.models import build_detector, detector_names, detector_spec
 from splitinf.models.compute import default_input_macs, parameter_count, profile_splits
 from splitinf.report import format_table, print_json_line
+from splitinf.weights.checkpoints import DEFAULT_BOTTLENECK, DEFAULT_PREFILTER, checkpoint_folders
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +21,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "next to the JPEG (q90) of the same frame")
     parser.add_argument("--model", action="append", help="only this detector (repeatable; default: all)")
     parser.add_argument("--source", default=PERSON_VIDEO, help="video whose first frame is measured by --sizes")
+    parser.add_argument("--checkpoints", action="store_true",
+                        help="list the checkpoints usable by name (shipped with the package or in "
+                             "$SPLITINF_HOME/checkpoints) with their configuration and training command")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line last")
+
+
+def list_checkpoints(as_json: bool) -> int:
+    entries = []
+    for folder in checkpoint_folders():
+        for path in sorted(folder.glob("*.pt")) if folder.is_dir() else []:
+            try:
+                saved = torch.load(path, map_location="cpu", weights_only=True)
+                kind = {"splitinf-prefilter": "prefilter"}.get(saved["format"], "bottleneck")
+                config, command = saved["config"], saved.get("metadata", {}).get("command", "")
+            except Exception as error:  # any unreadable file: a listing names it and goes on
+                entries.append({"name": path.name, "folder": str(folder), "error": f"unreadable: {error}"})
+                continue
+            entries.append({"name": path.name, "folder": str(folder), "kind": kind,
+                            "default": path.name in (DEFAULT_BOTTLENECK, DEFAULT_PREFILTER), "config": config,
+                            "command": command})
+    print(format_table(["name", "kind", "default", "configuration", "folder"],
+                       [(e["name"], e.get("kind", "?"), "yes" if e.get("default") else "", e.get("error") or " ".join(
+                           f"{k}={v}" for k, v in e["config"].items() if k != "model"), e["folder"])
+                        for e in entries]))
+    if as_json:
+        print_json_line({"checkpoints": entries})
+    return 0
 
 
 def resized_jpeg_bytes(image: torch.Tensor, size: tuple[int, int], quality: int) -> int:
@@ -27,6 +56,8 @@ def resized_jpeg_bytes(image: torch.Tensor, size: tuple[int, int], quality: int)
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.checkpoints:
+        return list_checkpoints(args.json)
     names = args.model or detector_names()
     listing = []
     rows = []

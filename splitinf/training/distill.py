@@ -9,10 +9,15 @@ from the learned entropy model. ``--init`` fine-tunes a trained checkpoint. Imag
 and video frames with random crops, scales and flips (``--mosaic``: also 2×2 mosaics of shrunk crops) —
 never COCO.
 
-Example (the checkpoints in ``checkpoints/`` were made this way; see their metadata for exact commands):
+Example (every checkpoint records the command that made it in its metadata: ``splitinf models
+--checkpoints`` shows them):
 
-    splitinf train --tap 6 --restore 13 --channels 16 --beta 0.02 --steps 1500 --out checkpoints/s8_b002.pt
-    splitinf train --init checkpoints/s8_b002.pt --loss detect --lr 3e-4 --steps 500 --out checkpoints/s8_b002_d.pt
+    splitinf train --tap 6 --restore 13 --channels 16 --beta 0.02 --steps 1500 --out s8_b002.pt
+    splitinf train --init s8_b002.pt --loss detect --lr 3e-4 --steps 500 --out s8_b002_d.pt
+    splitinf-edge --bottleneck s8_b002_d.pt …    # and the same --bottleneck on the device
+
+A checkpoint put in ``$SPLITINF_HOME/checkpoints`` (default ``~/.cache/splitinf/checkpoints``) is found by
+its file name alone.
 """
 
 from __future__ import annotations

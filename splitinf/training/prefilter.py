@@ -5,7 +5,7 @@ score ≥ ``--score``. Images: the VOC2007 trainval photos (about 2,100 with peo
 the shared videos — never COCO, the evaluation set. A fifth of them (chosen by a seeded shuffle) is held out
 to choose the decision threshold: the highest one that keeps ``--recall`` of the held-out positives.
 
-    splitinf train-prefilter --out checkpoints/prefilter_person_s16.pt
+    splitinf train-prefilter --out prefilter_person_s16.pt
 """
 
 from __future__ import annotations

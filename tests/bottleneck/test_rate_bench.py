@@ -1,15 +1,15 @@
 """``splitinf bench rate``: which checkpoint meets which target, and its JSON and plot on a real run."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from splitinf.bench.rate import TARGETS, pick, spread_labels
 from splitinf.cli import main
+from splitinf.weights.checkpoints import DEFAULT_BOTTLENECK
 
 TEACHER_AP = 0.19
-TAP7 = Path(__file__).resolve().parents[2] / "checkpoints" / "person_s16t7_c32_b0012_d.pt"
+TAP7 = DEFAULT_BOTTLENECK  # the shipped tap-7 head, by name
 
 
 def point(name: str, ap: float, kb: float, macs: float, jpeg_kb: float = 28.0) -> dict:
@@ -42,7 +42,7 @@ def test_bench_rate_scores_a_checkpoint_against_jpeg_on_real_images(tmp_path, ca
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["images"] == 3 and set(TARGETS) <= set(result)
     [checkpoint] = result["checkpoints"]
-    assert checkpoint["checkpoint"] == "person_s16t7_c32_b0012_d"
+    assert checkpoint["checkpoint"] == "person_s16t7_c32_k27_gpu"
     assert checkpoint["head_macs_ratio"] == pytest.approx(0.388, abs=0.005)  # the number RESULTS.md reports
     assert 1000 < checkpoint["bytes"] < 5000 and checkpoint["head_ms"] > 0
     names = {b["name"] for b in result["baselines"]}

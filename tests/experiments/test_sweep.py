@@ -6,7 +6,7 @@ import json
 from splitinf.experiments.sweep import RATES_MBIT, crossovers, shared_traces
 from tests.test_examples import load_example
 
-CHECKPOINT = "checkpoints/person_s16t7_c32_k27_gpu.pt"
+CHECKPOINT = "person_s16t7_c32_k27_gpu.pt"  # the shipped one, by name
 
 
 def rows_at(p50s: dict[float, dict[str, float]]) -> list[dict]:
