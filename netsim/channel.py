@@ -12,7 +12,6 @@ Two ways to carry data, both pure functions of arrival times (no clock of their 
 
 from __future__ import annotations
 
-import copy
 import random
 from dataclasses import dataclass, field
 
@@ -98,12 +97,6 @@ class Direction:
             elif arrival is not None:
                 arrival = max(arrival, delivered)
         return arrival
-
-    def preview_message(self, size: int, now: float) -> float | None:
-        """When a message handed over at ``now`` would arrive, without sending it: a dry run on a copy of this
-        direction (queue, jitter and loss states; the schedule is shared, it has no state). What a perfectly
-        informed sender would know — ``splitinf bench adaptive --oracle`` forecasts with it."""
-        return copy.deepcopy(self, memo={id(self.schedule): self.schedule}).send_message(size, now)
 
     def payload_capacity_bytes(self, start: float, end: float) -> float:
         """Application bytes a saturating sender gets across in (start, end] ms: full segments only."""

@@ -9,17 +9,13 @@ stale). Each run draws every frame's device time from the measured ones; ``--see
 mode are averaged, since one run's p95 moves by about a millisecond with those draws alone.
 
 Auto's margin over the best fixed mode is also given per seed (the same draws in both runs) as a mean and a
-standard error, so that a difference can be told from noise; ``--variant`` replays other settings of the
-policy on the same measured costs and seeds, which makes an exact A/B of two policies. ``--oracle`` also
-replays the same rule with a clairvoyant forecast (this frame's true transfer time on the emulated uplink,
-its queue included, and the edge's queue): what a perfect link forecaster would gain, i.e. how much of
-auto's gap to it is the forecast's and how much the rule's.
+standard error, so that a difference can be told from noise. ``--save-costs`` / ``--costs`` keep the
+measured per-frame costs in a file and replay them: the same numbers on any machine.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,83 +44,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device-slowdown", default="auto")
     parser.add_argument("--seeds", type=int, default=5,
                         help="runs per trace and mode, each drawing device times anew; p95s are averaged (default 5)")
-    parser.add_argument("--variant", action="append", default=[], type=policy_variant, metavar="KEY=VALUE[,...]",
-                        help="also replay auto with these policy settings, on the same costs and seeds "
-                             f"(repeatable; keys: {', '.join(TUNABLE)}), e.g. distrust=0 or margin=0.3,distrust=0")
     parser.add_argument("--save-costs", metavar="FILE", help="write the measured per-frame costs to FILE (JSON)")
     parser.add_argument("--costs", metavar="FILE",
                         help="replay costs saved by --save-costs instead of measuring them: the same numbers on "
                              "any machine, so that two policies (or two commits) compare exactly")
-    parser.add_argument("--oracle", action="store_true",
-                        help="also replay auto's rule with a clairvoyant forecast (each frame's true transfer "
-                             "time on the emulated uplink and wait for the edge): the most a better link "
-                             "forecaster could gain")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
 
-# The policy's tuning knobs a variant may set (the rest follow from the run: base RTT, frame period).
-TUNABLE = ("margin", "distrust", "distrust_weight", "half_life_ms", "probe_ms", "max_probe_ms", "quantile",
-           "window_ms", "lookahead")
-
-
-def policy_variant(text: str) -> dict[str, float]:
-    """``margin=0.3,distrust=0`` → {"margin": 0.3, "distrust": 0.0}; names the bad part otherwise."""
-    settings = {}
-    for part in text.split(","):
-        key, sep, value = part.partition("=")
-        if not sep or key.strip() not in TUNABLE:
-            raise argparse.ArgumentTypeError(f"policy setting {part!r} is not KEY=VALUE with KEY one of "
-                                             f"{', '.join(TUNABLE)}")
-        try:
-            settings[key.strip()] = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"policy setting {key.strip()} needs a number, got {value!r}") from None
-    return settings
-
-
-def variant_label(settings: dict[str, float]) -> str:
-    return ",".join(f"{k}={v:g}" for k, v in settings.items())
-
-
-class ClairvoyantPolicy(AdaptivePolicy):
-    """Auto's rule with a forecast no device can make: an offload's tail is its device time at the quantile
-    plus when its bytes would truly arrive if sent now (``peek``: a dry run on the emulated uplink, the queue
-    of earlier frames included), the wait for the edge (busy with the offloads this policy sent before: it
-    keeps the edge's clock as the simulator does, each at its mode's edge time), its edge time and the
-    downlink's delay. With no uncertainty about the link, no margin and no distrust; the frames after this
-    one are still forecast as auto does."""
-
-    def __init__(self, modes: list[ModeEstimate], peek: Callable[[int, float], float | None], **settings) -> None:
-        super().__init__(modes, **{**settings, "margin": 0.0, "distrust": 0.0})
-        self.peek = peek
-        self.edge_free_ms = 0.0
-
-    def _edge_start_ms(self, mode: ModeEstimate, sent_ms: float) -> float:
-        arrival_ms = self.peek(int(mode.uplink_bytes), sent_ms)  # the uplink's delay included
-        return float("inf") if arrival_ms is None else max(arrival_ms, self.edge_free_ms)
-
-    def tail_ms(self, mode: ModeEstimate, now_ms: float) -> float:
-        if mode.local:
-            return super().tail_ms(mode, now_ms)
-        sent_ms = now_ms + mode.device_ms
-        to_edge_ms = self._edge_start_ms(mode, sent_ms) - sent_ms  # uplink, its delay, the edge's queue
-        return mode.device_tail_ms(self.quantile) + to_edge_ms + mode.edge_ms + self.base_rtt_ms / 2  # + downlink
-
-    def _sent(self, now_ms: float, mode: ModeEstimate, waited_on: bool) -> None:  # every offload chosen
-        super()._sent(now_ms, mode, waited_on)
-        edge_start_ms = self._edge_start_ms(mode, now_ms + mode.device_ms)
-        if edge_start_ms != float("inf"):  # a lost datagram never reaches the edge: it keeps the edge no busier
-            self.edge_free_ms = edge_start_ms + mode.edge_ms
-
-
-def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace, seed: int = 0,
-             tuning: dict[str, float] | None = None, oracle: bool = False):
+def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace, seed: int = 0):
     # The policy starts from the measured device times, as a device that has run each mode for a while would.
     modes = [ModeEstimate(c.name, c.device_ms, c.uplink_bytes, c.edge_ms, c.device_samples_ms) for c in costs.values()]
-    settings = {"base_rtt_ms": 2 * args.delay_ms, "frame_period_ms": 1000 / args.fps, **(tuning or {})}
-    uplink = link(trace, args.delay_ms)
-    policy = (ClairvoyantPolicy(modes, uplink.preview_message, **settings) if oracle
-              else AdaptivePolicy(modes, **settings))
+    policy = AdaptivePolicy(modes, base_rtt_ms=2 * args.delay_ms, frame_period_ms=1000 / args.fps)
 
     def observe(cost: ModeCost, capture: float, sent: float, result: float) -> None:
         if result - capture > args.deadline_ms:
@@ -140,9 +70,8 @@ def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace, s
         return costs[policy.choose(now, window_full, age)]
 
     frames = int(args.seconds * args.fps)
-    return simulate(choose, frames, args.fps, uplink,
-                    link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, observe=observe,
-                    probe=None if oracle else probe,
+    return simulate(choose, frames, args.fps, link(trace, args.delay_ms),
+                    link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, observe=observe, probe=probe,
                     rescue_after=lambda cost: policy.give_up_ms(cost.name), rescue_with=costs["local"],
                     seed=seed, name="auto"), policy
 
@@ -164,12 +93,6 @@ def paired(a: list[float], b: list[float]) -> tuple[float, float]:
     differences = np.subtract(a, b)
     error = float(np.std(differences, ddof=1) / np.sqrt(len(differences))) if len(differences) > 1 else 0.0
     return float(np.mean(differences)), error
-
-
-def oracle_summary(oracle_p95s: list[float], best_p95s: list[float]) -> dict:
-    margin, error = paired(oracle_p95s, best_p95s)
-    return {"oracle_p95_ms": round(float(np.mean(oracle_p95s)), 1), "oracle_minus_best_ms": round(margin, 2),
-            "oracle_standard_error_ms": round(error, 2)}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -202,25 +125,17 @@ def main(args: argparse.Namespace) -> int:
         best = min(fixed_p95, key=fixed_p95.get)
         autos = [run_auto(costs, trace, args, s) for s in seeds]
         margin, error = paired([a.percentile(95) for a, _ in autos], fixed_runs[best])
-        variants = {variant_label(v): summary([run_auto(costs, trace, args, s, v) for s in seeds], costs)
-                    for v in args.variant}
-        oracle = [run_auto(costs, trace, args, s, oracle=True)[0].percentile(95) for s in seeds] if args.oracle else []
         frames = sum(a.frames for a, _ in autos)
         accounted = sum(len(a.latencies_ms) + a.stale for a, _ in autos)
         results[trace] = {**summary(autos, costs), "best_fixed_p95_ms": round(fixed_p95[best], 1),
                           "best_fixed_mode": best, "accounted": accounted, "frames": frames,
-                          "auto_minus_best_ms": round(margin, 2), "standard_error_ms": round(error, 2),
-                          **({"variants": variants} if variants else {}),
-                          **(oracle_summary(oracle, fixed_runs[best]) if oracle else {})}
+                          "auto_minus_best_ms": round(margin, 2), "standard_error_ms": round(error, 2)}
         rows.append((trace, results[trace]["auto_p95_ms"], best, results[trace]["best_fixed_p95_ms"],
-                     f"{margin:+.2f} ± {error:.2f}", *[round(fixed_p95[m], 1) for m in costs],
-                     *[v["auto_p95_ms"] for v in variants.values()],
-                     *([results[trace]["oracle_p95_ms"]] if oracle else []), f"{accounted}/{frames}"))
+                     f"{margin:+.2f} ± {error:.2f}", *[round(fixed_p95[m], 1) for m in costs], f"{accounted}/{frames}"))
         print(f"{trace}: auto p95 {results[trace]['auto_p95_ms']:.1f} ms vs best fixed {best} "
               f"{fixed_p95[best]:.1f} ms", flush=True)
     print(format_table(["trace", "auto p95", "best fixed", "its p95", "auto − best (± s.e.)",
-                        *[f"{m} p95" for m in costs], *[f"auto[{variant_label(v)}]" for v in args.variant],
-                        *(["oracle p95"] if args.oracle else []), "accounted"], rows))
+                        *[f"{m} p95" for m in costs], "accounted"], rows))
     better = sum(r["auto_p95_ms"] < r["best_fixed_p95_ms"] for r in results.values())
     print(f"auto ≤ best fixed on {sum(r['auto_p95_ms'] <= r['best_fixed_p95_ms'] for r in results.values())}"
           f"/{len(results)} traces, strictly better on {better}; p95 averaged over {args.seeds} seeds; "

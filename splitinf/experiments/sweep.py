@@ -90,7 +90,7 @@ def validate_with_relay(args: argparse.Namespace, checkpoint: str | None, points
     """Real processes at a few (mode, uplink) points against the simulator fed the run's own stage times.
     Edge and device get half the cores each: at torch's default, on two cores, the edge's full model took the
     whole frame period, where the simulator (one frame at a time, no batching) queues or not by a hair
-    (docs/RESULTS.md, relay check)."""
+    (lab/RESULTS.md, relay check)."""
     flags = ["--model", DEFAULT_MODEL, "--bottleneck", checkpoint or "none", *half_the_cores()]
     out = []
     with EdgeProcess(flags) as edge:

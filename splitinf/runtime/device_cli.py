@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "compute, falling back to local in an outage")
     parser.add_argument("--auto-modes", default=",".join(AUTO_MODES), metavar="LIST",
                         help="the modes --mode auto chooses from (default local,jpeg,split; local is required). "
-                             "Keep only those accurate enough for you: docs/RESULTS.md has each one's AP")
+                             "Keep only those accurate enough for you: the README gives each one's AP")
     parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality in jpeg mode (default 90)")
     parser.add_argument("--jpeg-size", default=None, metavar="HxW",
                         help="resize before JPEG encoding, e.g. 300x300 (default: send the frame as captured)")

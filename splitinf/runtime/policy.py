@@ -20,7 +20,7 @@ gets the mode that minimises the *slowest* latency among it and the next ``looka
 of those in its own best mode and as old as the device's work before it leaves it
 (``next_age_ms``): a p95 is set by the slowest frames. One frame ahead is not enough: staying local looks
 cheap for the next frame but makes frames 0, 60, 20, 80 and 40 ms old over a cycle of five (on saved costs
-of TMobile-LTE-short, looking one frame ahead cost 16 ms of p95 against the fixed split; see docs/RESULTS.md).
+of TMobile-LTE-short, looking one frame ahead cost 16 ms of p95 against the fixed split; see lab/RESULTS.md).
 An offload that costs the device a few milliseconds (a JPEG) or less than a period (a split head) leaves
 the next frame fresh; on a fast link auto mixes local frames with offloads of the frames that local compute
 would have made old, which no fixed mode can do.

@@ -181,16 +181,6 @@ def test_messages_and_exchanges_round_trip():
     assert times[1].request_arrival_ms == pytest.approx(3) and times[1].response_arrival_ms == pytest.approx(26)
 
 
-def test_a_previewed_message_arrives_as_if_sent_and_leaves_the_link_untouched():
-    up = Direction(TraceSchedule([10, 20, 30, 40]), delay_ms=5, jitter_ms=3, loss=Bernoulli(0.3, random.Random(7)))
-    up.send_message(FULL, 0)  # a backlog: the next message queues behind it
-    preview = up.preview_message(3000, 1)
-    state = (up.counters.delivered_bytes, up.counters.lost, up.jitter.rng.getstate(), up.loss.rng.getstate())
-    assert up.preview_message(3000, 1) == preview  # nothing the preview did stayed behind
-    assert (up.counters.delivered_bytes, up.counters.lost, up.jitter.rng.getstate(), up.loss.rng.getstate()) == state
-    assert up.send_message(3000, 1) == preview > 25  # the backlog's two packets go first
-
-
 def test_netsim_runs_without_torch():
     import subprocess
     import sys

@@ -11,7 +11,7 @@ For each checkpoint, on the person detector and the eval harness's 482 COCO imag
   pictures; mosaics (shrunk crops: small objects, sharp detail, like the COCO images) tell how much of that
   gap is the pictures' scale rather than over-fitting or the VOC→COCO shift.
 
-    .venv/bin/python tools/bottleneck_diagnosis.py checkpoints/person_s16t7_c32_b0012_d.pt --json
+    .venv/bin/python lab/tools/bottleneck_diagnosis.py lab/checkpoints/person_s16t7_c32_b0012_d.pt --json
 """
 
 import argparse

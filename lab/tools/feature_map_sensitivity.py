@@ -9,7 +9,7 @@ Everything the SSDLite heads read derives from one map: the 576-channel expansio
 * the per-position Gaussian reverse-water-filling bound on that map's relative error (pre-activation, so an
   overestimate) at a given number of bits per 19×19 position — 65 bits is the 2.88 KB/frame budget.
 
-    .venv/bin/python tools/feature_map_sensitivity.py --json
+    .venv/bin/python lab/tools/feature_map_sensitivity.py --json
 """
 
 import argparse

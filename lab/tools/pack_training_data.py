@@ -11,9 +11,9 @@ included), not ``../shared``. This writes, under OUT:
 * ``home/weights/``: the imported person detector and its sha256 record;
 * ``whl/``: this checkout's own wheel and constriction's (x86-64, CPython 3.12), which the machine lacks.
 
-Then point the run at it: ``SPLITINF_DATA=OUT/data SPLITINF_HOME=OUT/home`` (``tools/gpu_train.sh`` does).
+Then point the run at it: ``SPLITINF_DATA=OUT/data SPLITINF_HOME=OUT/home`` (``lab/tools/gpu_train.sh`` does).
 
-    .venv/bin/python tools/pack_training_data.py .gpu
+    .venv/bin/python lab/tools/pack_training_data.py .gpu
 """
 
 import argparse
@@ -30,7 +30,7 @@ from splitinf.data import CAR_VIDEO, PERSON_VIDEO, data_root
 from splitinf.label_free import VOC, VOC_LISTS
 from splitinf.models.pretrained import person_weights
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # the checkout this lab tool lives in
 
 
 def pack_photos(out: Path, scale: float, quality: int) -> int:

@@ -6,7 +6,7 @@ times so that their mean is ``--head-ms`` and sets its uplink bytes to ``--bytes
 modes as measured), and names the mode after what it is, so that no table mistakes it for a trained
 checkpoint:
 
-    .venv/bin/python tools/whatif_costs.py docs/costs/x1.58.json OUT.json --head-ms 60 --bytes 1300
+    .venv/bin/python lab/tools/whatif_costs.py docs/sweep/costs.json OUT.json --head-ms 60 --bytes 1300
     .venv/bin/splitinf bench adaptive --costs OUT.json --seeds 4 --json
 """
 
