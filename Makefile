@@ -34,7 +34,7 @@ lint: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-## bench: the acceptance benchmarks of the foundation
+## bench: head ∘ tail is bitwise the unsplit model, for every detector and split point
 bench: $(STAMP)
 	$(VENV)/bin/splitinf bench split-exact --json
 

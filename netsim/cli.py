@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import random
 import signal
@@ -60,7 +61,8 @@ def parse_link(text: str) -> Schedule | None:
         return ConstantRate(parse_rate(text))
     except ValueError:
         raise ValueError(f"link {text!r} is neither a rate (e.g. 1mbit, 20) nor a trace file "
-                         f"(looked in {', '.join(str(f) for f in trace_folders())})") from None
+                         f"(looked in {', '.join(str(f) for f in trace_folders())}; set SPLITINF_TRACES or "
+                         "SPLITINF_DATA to look elsewhere)") from None
 
 
 def parse_outage(text: str) -> tuple[float, float]:
@@ -107,33 +109,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"which then feels TCP backpressure (default {DEFAULT_MAX_HELD_BYTES})")
     parser.add_argument("--ready-file", default=None,
                         help="write {port, epoch} as JSON here once listening (epoch: CLOCK_MONOTONIC of t=0)")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                        help="how much the relay logs to stderr (default %(default)s)")
+
+
+def _logger(level: str) -> logging.Logger:
+    """``netsim relay: message`` lines on stderr (netsim imports nothing of ours, so it sets up its own)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    log = logging.getLogger("netsim relay")
+    log.handlers[:] = [handler]
+    log.setLevel(level.upper())
+    log.propagate = False
+    return log
 
 
 def main(args: argparse.Namespace) -> int:
+    log = _logger(args.log_level)
     relay = Relay(parse_address(args.listen), parse_address(args.connect),
                   build_direction(args.uplink, args, args.seed), build_direction(args.downlink, args, args.seed + 100),
                   max_held_bytes=args.max_held_bytes)
-    asyncio.run(_serve(relay, args.ready_file))
+    asyncio.run(_serve(relay, args.ready_file, log))
     summary = relay.summary()
     up, down = summary["uplink"], summary["downlink"]
-    print(f"netsim relay stopped after {summary['uptime_s']} s, {summary['relay']['connections']} connections",
-          file=sys.stderr)
+    log.info("stopped after %s s, %d connections", summary["uptime_s"], summary["relay"]["connections"])
     for name, d in (("uplink", up), ("downlink", down)):
-        print(f"  {name}: {d['bytes']} B in {d['packets']} packets, max queue {d['max_queue_bytes']} B / "
-              f"{d['max_queue_packets']} packets, {d['drops']} drops, {d['retransmissions']} retransmissions, "
-              f"{d['stalls']} stalls — {d['link']}", file=sys.stderr)
+        log.info("  %s: %d B in %d packets, max queue %d B / %d packets, %d drops, %d retransmissions, %d stalls, "
+                 "held at most %d B — %s", name, d["bytes"], d["packets"], d["max_queue_bytes"],
+                 d["max_queue_packets"], d["drops"], d["retransmissions"], d["stalls"], d["peak_held_bytes"],
+                 d["link"])
     print(json.dumps(summary), flush=True)
     return 0
 
 
-async def _serve(relay: Relay, ready_file: str | None) -> None:
+async def _serve(relay: Relay, ready_file: str | None, log: logging.Logger) -> None:
     await relay.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"netsim relay: {relay.listen[0]}:{relay.port} → {relay.connect[0]}:{relay.connect[1]}\n"
-          f"  uplink: {relay.uplink.describe()}\n  downlink: {relay.downlink.describe()}", file=sys.stderr, flush=True)
+    log.info("%s:%d → %s:%d", relay.listen[0], relay.port, *relay.connect)
+    log.info("  uplink: %s", relay.uplink.describe())
+    log.info("  downlink: %s", relay.downlink.describe())
     if ready_file:
         partial = Path(ready_file + ".partial")
         partial.write_text(json.dumps({"port": relay.port, "epoch": relay.epoch, "pid": os.getpid()}))

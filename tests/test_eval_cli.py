@@ -8,7 +8,7 @@ def last_json(capsys) -> dict:
 
 
 def test_eval_person_model_with_jpeg_baseline_on_real_images(capsys):
-    assert main(["eval", "--limit", "3", "--jpeg", "--qualities", "30,90", "--resolutions", "original,input",
+    assert main(["eval", "--images", "3", "--jpeg", "--qualities", "30,90", "--resolutions", "original,input",
                  "--json"]) == 0
     result = last_json(capsys)
     assert result["model"] == "ssdlite_mobilenet_v2_person" and result["images"] == 3
@@ -30,6 +30,6 @@ def test_fidelity_of_the_model_against_itself_is_perfect(capsys):
 
 
 def test_eval_of_a_coco_model_defaults_to_the_val_images(capsys):
-    assert main(["eval", "--model", "ssdlite320_mobilenet_v3_large", "--limit", "2", "--json"]) == 0
+    assert main(["eval", "--model", "ssdlite320_mobilenet_v3_large", "--images", "2", "--json"]) == 0
     result = last_json(capsys)
     assert result["dataset"].endswith("instances_val2017_union.json") and result["images"] == 2

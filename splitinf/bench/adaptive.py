@@ -24,6 +24,7 @@ from splitinf.experiments.costs import load_costs, measure_costs, save_costs
 from splitinf.experiments.pipeline_sim import ModeCost, SimResult, fixed, simulate
 from splitinf.experiments.sweep import DOWNLINK, link, shared_traces
 from splitinf.models import build_detector
+from splitinf.options import deprecated_alias
 from splitinf.report import format_table, print_json_line
 from splitinf.runtime.policy import AdaptivePolicy, ModeEstimate
 from splitinf.runtime.setup import DEFAULT_MODEL
@@ -32,16 +33,22 @@ from splitinf.weights.checkpoints import default_bottleneck, find_checkpoint
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", action="append", default=[], help="also this Mahimahi trace (repeatable)")
-    parser.add_argument("--checkpoint", action="append", default=None, help="split bottleneck(s) (default: shipped)")
+    bottleneck = parser.add_argument("--bottleneck", action="append", default=None, metavar="CKPT",
+                                     help="split bottleneck(s), a file or a name (repeatable; default: the "
+                                          "shipped one)")
+    deprecated_alias(parser, bottleneck, "--checkpoint")
     parser.add_argument("--modes", default="local,jpeg,split",
                         help="modes auto chooses from and the fixed modes it is compared with (default "
-                             "local,jpeg,split; 'split' stands for every --checkpoint). local,jpeg keeps within "
+                             "local,jpeg,split; 'split' stands for every --bottleneck). local,jpeg keeps within "
                              "1 AP point of the teacher while no bottleneck does")
     parser.add_argument("--seconds", type=float, default=300.0, help="seconds of each trace to replay (default 300)")
-    parser.add_argument("--fps", type=float, default=10.0)
-    parser.add_argument("--delay-ms", type=float, default=20.0)
-    parser.add_argument("--deadline-ms", type=float, default=2000.0)
-    parser.add_argument("--device-slowdown", default="auto")
+    parser.add_argument("--fps", type=float, default=10.0, help="camera rate (default 10)")
+    parser.add_argument("--delay-ms", type=float, default=20.0, help="one-way propagation delay (default 20)")
+    parser.add_argument("--deadline-ms", type=float, default=2000.0,
+                        help="a frame older than this is dropped as stale (default 2000)")
+    parser.add_argument("--device-slowdown", default="auto", metavar="X|auto",
+                        help="scale device compute by X (default auto: the whole model takes 160 ms, a Raspberry "
+                             "Pi 4); ignored with --costs")
     parser.add_argument("--seeds", type=int, default=5,
                         help="runs per trace and mode, each drawing device times anew; p95s are averaged (default 5)")
     parser.add_argument("--save-costs", metavar="FILE", help="write the measured per-frame costs to FILE (JSON)")
@@ -104,7 +111,7 @@ def main(args: argparse.Namespace) -> int:
     if args.costs:
         costs, factor = load_costs(Path(args.costs))
     else:
-        checkpoints = [str(find_checkpoint(c)) for c in args.checkpoint] if args.checkpoint is not None \
+        checkpoints = [str(find_checkpoint(c)) for c in args.bottleneck] if args.bottleneck is not None \
             else [str(default_bottleneck())]
         if "split" not in wanted:
             checkpoints = []

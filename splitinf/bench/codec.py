@@ -19,11 +19,13 @@ from splitinf.data import PERSON_VIDEO, video_frames
 from splitinf.head import Head
 from splitinf.models import build_detector, detector_spec
 from splitinf.report import format_table, print_json_line
+from splitinf.weights.checkpoints import DEFAULT_BOTTLENECK, find_checkpoint
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bottleneck", required=True, metavar="CKPT", help="trained bottleneck checkpoint")
-    parser.add_argument("--source", default=PERSON_VIDEO, help="video of real frames (default: the person video)")
+    parser.add_argument("--bottleneck", default=DEFAULT_BOTTLENECK, metavar="CKPT",
+                        help="trained bottleneck checkpoint, a file or a name (default %(default)s)")
+    parser.add_argument("--source", default=PERSON_VIDEO, help="video of real frames (default %(default)s)")
     parser.add_argument("--frames", type=int, default=100, help="frames (default 100)")
     parser.add_argument("--frame-step", type=int, default=10, help="every N-th frame (default 10)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
@@ -41,7 +43,7 @@ def _time_ms(fn, repeats: int = 5) -> tuple[float, object]:
 def main(args: argparse.Namespace) -> int:
     model = read_checkpoint(args.bottleneck)["config"]["model"]
     detector = build_detector(model, weights=detector_spec(model).default_weights)
-    bottleneck = load_for(args.bottleneck, detector)
+    bottleneck = load_for(find_checkpoint(args.bottleneck), detector)
     codec, baseline = bottleneck.codec(), MinMax8Codec()
     head = Head(detector, bottleneck=bottleneck)
     rows = {"entropy": [], "minmax8": []}

@@ -47,7 +47,7 @@ def main(args: argparse.Namespace) -> int:
     with EdgeProcess([*flags, "--max-batch", str(args.max_batch)]) as edge, \
             tempfile.TemporaryDirectory(prefix="splitinf-e2e-") as folder:
         summary, frames = run_device(edge.address, PERSON_VIDEO, Path(folder),
-                                     [*flags, "--max-frames", str(args.frames), "--fps", str(args.fps),
+                                     [*flags, "--frames", str(args.frames), "--fps", str(args.fps),
                                       "--window", "1"])
     delivered = [f for f in frames if f["outcome"] == "edge"]
     totals = [f["latency_ms"] for f in delivered]

@@ -16,19 +16,23 @@ import torch
 from splitinf.bench.loadgen import edge_throughput, prepare_payloads
 from splitinf.data import PERSON_VIDEO, resize_rgb, video_frames
 from splitinf.models import build_detector
+from splitinf.options import deprecated_alias
 from splitinf.report import format_table, print_json_line
 from splitinf.runtime.processes import EdgeProcess
 from splitinf.runtime.setup import ModelSetup
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="ssdlite320_mobilenet_v3_large")
-    parser.add_argument("--split", default="s16")
-    parser.add_argument("--codec", default="float32", choices=("float32", "minmax8"))
-    parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
+    parser.add_argument("--model", default="ssdlite320_mobilenet_v3_large", help="zoo detector (default %(default)s)")
+    parser.add_argument("--split", default="s16", help="split point whose tail is served (default %(default)s)")
+    parser.add_argument("--codec", default="float32", choices=("float32", "minmax8"),
+                        help="payload codec of the simulated devices (default %(default)s)")
+    torch_device = parser.add_argument("--torch-device", default="cuda", choices=("cuda", "cpu"),
+                                       help="where both run (default %(default)s)")
+    deprecated_alias(parser, torch_device, "--device")
     parser.add_argument("--batch", type=int, default=32, help="batch size of both (default 32)")
     parser.add_argument("--devices", type=int, default=8, help="simulated devices (default 8)")
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measurement time of each (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
 
@@ -60,13 +64,13 @@ def main(args: argparse.Namespace) -> int:
     setup = ModelSetup.build(args.model, None, args.split, None, args.codec)
     payloads = prepare_payloads(setup, images)
     edge_args = ["--model", args.model, "--bottleneck", "none", "--split", args.split, "--codec", args.codec,
-                 "--device", args.device, "--max-batch", str(args.batch), "--score-threshold", "0.5"]
+                 "--torch-device", args.torch_device, "--max-batch", str(args.batch), "--score-threshold", "0.5"]
     window = max(args.batch // args.devices, 1)
     with EdgeProcess(edge_args) as edge:
         ours = edge_throughput(edge.address, setup, payloads, args.devices, args.seconds, window=window)
         summary = edge.stop()
-    reference = torchvision_reference(args.model, images, args.batch, args.device, args.seconds)
-    result = {"model": args.model, "device": args.device, "batch": args.batch, "edge_fps": round(ours, 2),
+    reference = torchvision_reference(args.model, images, args.batch, args.torch_device, args.seconds)
+    result = {"model": args.model, "torch_device": args.torch_device, "batch": args.batch, "edge_fps": round(ours, 2),
               "torchvision_fps": round(reference, 2), "ratio": round(ours / reference, 3),
               "edge_mean_batch": summary.get("mean_batch") if summary else None}
     print(format_table(["metric", "value"], list(result.items())))

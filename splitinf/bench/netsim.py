@@ -166,7 +166,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", action="append", default=[], help="also measure this Mahimahi trace (repeatable)")
     parser.add_argument("--window-s", type=float, default=8.0, help="throughput window in seconds (default 8)")
     parser.add_argument("--delay-ms", type=float, default=40.0, help="configured one-way delay (default 40)")
-    parser.add_argument("--messages", type=int, default=15, help="small messages for the delay check")
+    parser.add_argument("--messages", type=int, default=15,
+                        help="small messages for the delay check (default %(default)s)")
     parser.add_argument("--quick", action="store_true", help="only 1 Mbit/s and one trace, short windows")
     parser.add_argument("--mahimahi", action="append", default=[], metavar="DIR",
                         help="replay recorded mm-link runs instead (a run's folder, or a folder of runs; repeatable)")

@@ -25,16 +25,22 @@ from splitinf.experiments.costs import median_ms
 from splitinf.head import Head
 from splitinf.models import build_detector, detector_spec
 from splitinf.models.compute import count_macs
+from splitinf.options import deprecated_alias
 from splitinf.report import format_table, print_json_line
 from splitinf.weights.checkpoints import find_checkpoint, shipped_checkpoints
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="ssdlite_mobilenet_v2_person")
-    parser.add_argument("--checkpoint", action="append", default=[], help="checkpoint to score (repeatable; "
-                        "default: the shipped checkpoints of the model)")
+    parser.add_argument("--model", default="ssdlite_mobilenet_v2_person",
+                        help="the detector the bottlenecks belong to (default %(default)s)")
+    bottleneck = parser.add_argument("--bottleneck", action="append", default=[], metavar="CKPT",
+                                     help="bottleneck checkpoint to score, a file or a name (repeatable; default: "
+                                          "the shipped checkpoints of the model)")
+    deprecated_alias(parser, bottleneck, "--checkpoint")
     parser.add_argument("--qualities", default="50,75,90", help="JPEG qualities to search (default 50,75,90)")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N images (quick look)")
+    images = parser.add_argument("--images", type=int, default=None, metavar="N",
+                                 help="only the first N images (quick look; default: all 482)")
+    deprecated_alias(parser, images, "--limit")
     parser.add_argument("--plot", default=None, help="write the AP-vs-KB/frame plot here (PNG)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
@@ -79,7 +85,7 @@ def committed_bottlenecks(model: str) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     detector = build_detector(args.model, weights=detector_spec(args.model).default_weights)
-    paths = [str(find_checkpoint(c)) for c in args.checkpoint] or committed_bottlenecks(args.model)
+    paths = [str(find_checkpoint(c)) for c in args.bottleneck] or committed_bottlenecks(args.model)
     bottlenecks = {Path(p).stem: load_for(p, detector) for p in paths}
     pipelines = [unsplit(detector)]
     for resolution in ("original", "input"):
@@ -87,7 +93,7 @@ def main(args: argparse.Namespace) -> int:
     pipelines += [split(detector, MinMax8Codec(), split_point=s, name=f"8-bit {s}") for s in ("s8", "s16")]
     pipelines += [split(detector, b.codec(), bottleneck=b, name=name) for name, b in bottlenecks.items()]
     ground_truth = json.loads(resolve(ALL_UNION).read_text())
-    images = coco_images(ALL_UNION, limit=args.limit)
+    images = coco_images(ALL_UNION, limit=args.images)
     scores = {s.pipeline.name: s for s in evaluate_coco(pipelines, ground_truth, images, [1])}
 
     frames = list(video_frames(PERSON_VIDEO, max_frames=5, step=200))

@@ -16,6 +16,7 @@ from splitinf.data import ALL_UNION, VAL_UNION, coco_images, resolve, video_fram
 from splitinf.evaluation.harness import PipelineScore, evaluate_coco, evaluate_fidelity
 from splitinf.evaluation.pipelines import Pipeline, jpeg, split, unsplit
 from splitinf.models import build_detector, detector_names, detector_spec
+from splitinf.options import deprecated_alias
 from splitinf.report import format_table, print_json_line
 from splitinf.weights.checkpoints import find_checkpoint
 
@@ -23,16 +24,20 @@ QUALITIES = (10, 20, 30, 50, 75, 90)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="ssdlite_mobilenet_v2_person", choices=detector_names())
+    parser.add_argument("--model", default="ssdlite_mobilenet_v2_person", choices=detector_names(), metavar="MODEL",
+                        help="zoo detector to evaluate (default %(default)s; see `splitinf models`)")
     parser.add_argument("--weights", default=None,
                         help="'pretrained', 'DEFAULT' (torchvision cache) or a file (default: the model's own)")
     parser.add_argument("--annotations", default=None, help="COCO JSON, file_name relative to the shared data "
                         "(default: all_union for the person model, val2017_union for COCO models)")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    images = parser.add_argument("--images", type=int, default=None, metavar="N",
+                                 help="only the first N images (default: all of --annotations)")
+    deprecated_alias(parser, images, "--limit")
     parser.add_argument("--jpeg", action="store_true", help="add the JPEG offload baseline")
-    parser.add_argument("--qualities", default=",".join(map(str, QUALITIES)), help="JPEG qualities (comma list)")
+    parser.add_argument("--qualities", default=",".join(map(str, QUALITIES)),
+                        help="JPEG qualities, comma list (default %(default)s)")
     parser.add_argument("--resolutions", default="original,input",
-                        help="JPEG resolutions: original and/or input (the model's input size)")
+                        help="JPEG resolutions: original and/or input, the model's input size (default %(default)s)")
     parser.add_argument("--bottleneck", action="append", default=[], metavar="CKPT",
                         help="add split inference through this trained bottleneck (repeatable), real bytes")
     parser.add_argument("--split", action="append", default=[], metavar="POINT[:CODEC]",
@@ -40,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fidelity", metavar="VIDEO", default=None,
                         help="score against the unsplit model's detections (score >= 0.5) on frames of VIDEO")
     parser.add_argument("--frames", type=int, default=100, help="frames for --fidelity (default 100)")
-    parser.add_argument("--frame-step", type=int, default=5, help="take every N-th frame for --fidelity")
+    parser.add_argument("--frame-step", type=int, default=5,
+                        help="take every N-th frame for --fidelity (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
 
@@ -74,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
     else:
         annotations = args.annotations or (VAL_UNION if spec.trained_on_coco else ALL_UNION)
         ground_truth = json.loads(resolve(annotations).read_text())
-        images = coco_images(annotations, limit=args.limit)
+        images = coco_images(annotations, limit=args.images)
         categories = list(spec.categories or [c["id"] for c in ground_truth["categories"]])
         scores = evaluate_coco(pipelines, ground_truth, images, categories)
         dataset, count = annotations, len(images)

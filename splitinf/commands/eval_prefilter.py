@@ -23,6 +23,7 @@ from splitinf.evaluation.coco_ap import coco_ap, to_coco_results
 from splitinf.head import Head, load_prefilter
 from splitinf.label_free import load_rgb, video_sources, voc_photos
 from splitinf.models import build_detector, detector_spec
+from splitinf.options import deprecated_alias
 from splitinf.report import format_table, print_json_line
 from splitinf.runtime.setup import bottleneck_for
 from splitinf.tail import Tail
@@ -32,10 +33,13 @@ from splitinf.weights.checkpoints import DEFAULT_PREFILTER, find_checkpoint
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefilter", default=DEFAULT_PREFILTER, metavar="CKPT",
                         help=f"prefilter checkpoint: a file or a checkpoint name (default {DEFAULT_PREFILTER})")
-    parser.add_argument("--bottleneck", default="default", help="split model behind it ('default': the shipped)")
+    parser.add_argument("--bottleneck", default="default",
+                        help="bottleneck behind it, a file or a name (default %(default)s: the shipped one)")
     parser.add_argument("--threshold", type=float, default=None, help="override the trained threshold")
     parser.add_argument("--frame-step", type=int, default=3, help="every N-th video frame (default 3)")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N COCO images (quick look)")
+    images = parser.add_argument("--images", type=int, default=None, metavar="N",
+                                 help="only the first N COCO images (quick look; default: all 482)")
+    deprecated_alias(parser, images, "--limit")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
 
@@ -94,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
 
     # 3. AP on the COCO images with and without the prefilter in front of the split model
     truth = json.loads(resolve(ALL_UNION).read_text())
-    images = coco_images(ALL_UNION, limit=args.limit)
+    images = coco_images(ALL_UNION, limit=args.images)
     plain, filtered = [], []
     with torch.inference_mode():
         for record in images:

@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import argparse
 
+from splitinf.report import print_json_line
 from splitinf.runtime.transport import generate_keys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder to write the keys into")
-    parser.add_argument("--device", action="append", default=[], help="a device name (repeatable; default 'device')")
+    parser.add_argument("--device", action="append", default=[], metavar="NAME",
+                        help="a camera device to make a key pair for (repeatable; default one named 'device')")
+    parser.add_argument("--json", action="store_true", help="print the key files written as one JSON line last")
 
 
 def main(args: argparse.Namespace) -> int:
     made = generate_keys(args.out, args.device or ["device"])
     for name, secret in made.items():
         print(f"{name}: secret {secret}, public {secret.with_suffix('.key')}")
+    if args.json:
+        print_json_line({name: {"secret": str(secret), "public": str(secret.with_suffix(".key"))}
+                         for name, secret in made.items()})
     return 0

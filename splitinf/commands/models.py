@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="per split point: feature shape, float32/int8 bytes, head share of the compute, "
                              "next to the JPEG (q90) of the same frame")
     parser.add_argument("--model", action="append", help="only this detector (repeatable; default: all)")
-    parser.add_argument("--source", default=PERSON_VIDEO, help="video whose first frame is measured by --sizes")
+    parser.add_argument("--source", default=PERSON_VIDEO,
+                        help="video whose first frame is measured by --sizes (default %(default)s)")
     parser.add_argument("--checkpoints", action="store_true",
                         help="list the checkpoints usable by name (shipped with the package or in "
                              "$SPLITINF_HOME/checkpoints) with their configuration and training command")

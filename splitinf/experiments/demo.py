@@ -28,6 +28,7 @@ from splitinf.evaluation.coco_ap import coco_ap, pseudo_ground_truth
 from splitinf.models.pretrained import person_weights
 from splitinf.netsim.cli import parse_link
 from splitinf.netsim.process import RelayProcess
+from splitinf.options import deprecated_alias
 from splitinf.report import format_table, markdown_table, print_json_line
 from splitinf.runtime.processes import EdgeProcess, device_command, device_results, half_the_cores
 from splitinf.runtime.setup import DEFAULT_MODEL, ModelSetup
@@ -38,19 +39,22 @@ MODES = ("split", "jpeg", "local", "auto")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", default=PERSON_VIDEO, help="video (default: the shared person video)")
+    parser.add_argument("--source", default=PERSON_VIDEO,
+                        help="video, or a path in the shared data (default %(default)s)")
     parser.add_argument("--start-frame", type=int, default=700, help="where the clip starts (default 700: people)")
     parser.add_argument("--frames", type=int, default=200, help="clip length in frames (default 200 = 20 s)")
-    parser.add_argument("--uplink", default="ATT-LTE-driving.up", help="uplink trace or rate")
-    parser.add_argument("--downlink", default="ATT-LTE-driving.down", help="downlink trace or rate")
+    parser.add_argument("--uplink", default="ATT-LTE-driving.up", help="uplink trace or rate (default %(default)s)")
+    parser.add_argument("--downlink", default="ATT-LTE-driving.down",
+                        help="downlink trace or rate (default %(default)s)")
     parser.add_argument("--delay-ms", type=float, default=20.0, help="one-way propagation delay (default 20)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"modes to compare (default {','.join(MODES)})")
     parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (default 90)")
     parser.add_argument("--jpeg-size", default="300x300",
                         help="JPEG resolution (default 300x300: the smallest JPEG within 1 AP point of the model)")
-    parser.add_argument("--slowdown", type=float, default=1.0,
-                        help="device compute takes this many times longer, to play a slower board (default 1: "
-                             "this machine; about 2 plays a Raspberry Pi 4, see `splitinf sweep`)")
+    slowdown = parser.add_argument("--device-slowdown", type=float, default=1.0, metavar="X",
+                                   help="device compute takes X times longer, to play a slower board (default 1: "
+                                        "this machine; about 2 plays a Raspberry Pi 4, see `splitinf sweep`)")
+    deprecated_alias(parser, slowdown, "--slowdown")
     parser.add_argument("--out", default=None, help="output folder (default out/demo-TIMESTAMP)")
     parser.add_argument("--json", action="store_true", help="print the table as one JSON line last")
 
@@ -89,8 +93,8 @@ def run_mode(mode: str, args: argparse.Namespace, edge: EdgeProcess, folder: Pat
         command = device_command(f"tcp://{relay.address}", args.source, folder,
                                  [*shared_flags, "--mode", mode, "--jpeg-quality", str(args.jpeg_quality),
                                   "--jpeg-size", args.jpeg_size,
-                                  "--start-frame", str(args.start_frame), "--max-frames", str(args.frames),
-                                  "--deadline-ms", "3000", "--slowdown", str(args.slowdown), *extra])
+                                  "--start-frame", str(args.start_frame), "--frames", str(args.frames),
+                                  "--deadline-ms", "3000", "--device-slowdown", str(args.device_slowdown), *extra])
         device = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         progress = Progress(mode, args.frames, folder, relay, uplink)
         try:

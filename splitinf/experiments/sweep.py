@@ -26,6 +26,7 @@ from splitinf.models import build_detector
 from splitinf.netsim.channel import Direction
 from splitinf.netsim.cli import parse_link, trace_folders
 from splitinf.netsim.process import RelayProcess
+from splitinf.options import deprecated_alias
 from splitinf.report import format_table, markdown_table, print_json_line
 from splitinf.runtime.processes import EdgeProcess, half_the_cores, run_device
 from splitinf.runtime.setup import DEFAULT_MODEL
@@ -44,17 +45,21 @@ def shared_traces() -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="out/sweep", help="output folder (default out/sweep)")
-    parser.add_argument("--checkpoint", action="append", default=None,
-                        help="bottleneck(s) for split mode (default: the shipped one)")
+    bottleneck = parser.add_argument("--bottleneck", action="append", default=None, metavar="CKPT",
+                                     help="bottleneck(s) for split mode, a file or a name (repeatable; default: "
+                                          "the shipped one)")
+    deprecated_alias(parser, bottleneck, "--checkpoint")
     parser.add_argument("--frames", type=int, default=600, help="simulated frames per point (default 600 = 60 s)")
     parser.add_argument("--fps", type=float, default=10.0, help="camera rate (default 10, the shared video)")
     parser.add_argument("--delay-ms", type=float, default=20.0, help="one-way propagation delay (default 20)")
-    parser.add_argument("--device-slowdown", default="auto",
-                        help="scale device compute ('auto': the whole model takes 160 ms, a Raspberry Pi 4)")
+    parser.add_argument("--device-slowdown", default="auto", metavar="X|auto",
+                        help="scale device compute by X (default auto: the whole model takes 160 ms, a Raspberry "
+                             "Pi 4)")
     parser.add_argument("--costs", metavar="FILE",
                         help="replay per-frame costs saved by 'splitinf bench adaptive --save-costs' instead of "
                              "measuring them (default: measure on this machine)")
-    parser.add_argument("--relay-points", type=int, default=3, help="real relay runs to validate (0: none)")
+    parser.add_argument("--relay-points", type=int, default=3,
+                        help="real edge + relay + device runs that check the simulator (default 3; 0: none)")
     parser.add_argument("--relay-frames", type=int, default=80, help="frames per real run (default 80)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
@@ -100,7 +105,7 @@ def validate_with_relay(args: argparse.Namespace, checkpoint: str | None, points
                     tempfile.TemporaryDirectory() as folder:
                 summary, frames = run_device(f"tcp://{relay.address}", PERSON_VIDEO, Path(folder),
                                              [*flags, "--mode", mode, "--jpeg-size", "300x300",
-                                              "--max-frames", str(args.relay_frames), "--fps", str(args.fps),
+                                              "--frames", str(args.relay_frames), "--fps", str(args.fps),
                                               "--deadline-ms", "5000"])
                 first_capture_ms = relay.link_ms(min(f["captured_s"] for f in frames))  # where the run met the trace
             stage = {k: v["p50"] for k, v in summary["latency_ms"].items()}
@@ -151,7 +156,7 @@ def plot(rows: list[dict], modes: list[str], marks: dict, path: Path) -> None:
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    checkpoints = [str(find_checkpoint(c)) for c in args.checkpoint] if args.checkpoint is not None \
+    checkpoints = [str(find_checkpoint(c)) for c in args.bottleneck] if args.bottleneck is not None \
         else [str(default_bottleneck())]
     if args.costs:
         costs, factor = load_costs(Path(args.costs))

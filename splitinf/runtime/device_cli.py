@@ -16,6 +16,7 @@ import json
 import sys
 
 from splitinf.head import load_prefilter
+from splitinf.options import deprecated_alias
 from splitinf.runtime.device import AUTO_MODES, AnnotatedVideoSink, DeviceClient, JsonLinesSink
 from splitinf.runtime.setup import ModelSetup, add_model_arguments, add_threads_argument, use_threads
 from splitinf.runtime.sources import FrameSource
@@ -35,10 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality in jpeg mode (default 90)")
     parser.add_argument("--jpeg-size", default=None, metavar="HxW",
                         help="resize before JPEG encoding, e.g. 300x300 (default: send the frame as captured)")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    frames = parser.add_argument("--frames", type=int, default=None, metavar="N",
+                                 help="stop after N frames (default: at the end of the source)")
+    deprecated_alias(parser, frames, "--max-frames")
     parser.add_argument("--start-frame", type=int, default=0, help="skip the first N frames of the source")
-    parser.add_argument("--slowdown", type=float, default=1.0,
-                        help="emulate a slower board: device compute takes this many times longer (default 1)")
+    slowdown = parser.add_argument("--device-slowdown", type=float, default=1.0, metavar="X",
+                                   help="emulate a slower board: device compute takes X times longer (default 1)")
+    deprecated_alias(parser, slowdown, "--slowdown")
     parser.add_argument("--fps", type=float, default=None, help="pace the source at this rate (default: its own)")
     parser.add_argument("--no-realtime", action="store_true", help="read a video file as fast as it decodes")
     parser.add_argument("--window", type=int, default=2, help="frames in flight at most (default 2)")
@@ -46,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a frame without a result this long after capture is dropped as stale (default 2000)")
     parser.add_argument("--fallback", default="none", choices=("none", "local"),
                         help="run the whole model locally while the edge is unreachable (default none)")
-    parser.add_argument("--min-score", type=float, default=0.05, help="detections below are not sent back")
+    parser.add_argument("--min-score", type=float, default=0.05,
+                        help="detections scored below this are dropped from the output (default 0.05)")
     parser.add_argument("--prefilter", default="off", metavar="off|CKPT",
                         help="drop frames with nothing of interest before they cost bytes (default off)")
     parser.add_argument("--prefilter-threshold", type=float, default=None,
@@ -91,12 +96,12 @@ def main(args: argparse.Namespace) -> int:
                               jpeg_size=parse_size(args.jpeg_size),
                               window=args.window, deadline_ms=args.deadline_ms,
                               fallback_local=args.fallback == "local", min_score=args.min_score, name=args.name,
-                              key=args.key, server_key=args.server_key, on_outcome=sink, slowdown=args.slowdown,
+                              key=args.key, server_key=args.server_key, on_outcome=sink, slowdown=args.device_slowdown,
                               prefilter=prefilter, auto_modes=tuple(args.auto_modes.split(",")))
         print(f"splitinf-device: {setup.describe()}, mode {args.mode}, source {args.source}, {threads} threads",
               file=sys.stderr, flush=True)
         try:
-            summary = client.run(source, args.max_frames)
+            summary = client.run(source, args.frames)
         finally:
             source.close()
     summary["threads"] = threads

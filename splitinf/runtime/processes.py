@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def script(name: str) -> str:
-    """A console script of the running environment (beside its python), whatever PATH says."""
-    return str(Path(sys.executable).parent / name)
+def script(name: str, bin_dir: Path | None = None) -> str:
+    """A console script of the running environment (beside its python) or of ``bin_dir``, whatever PATH says."""
+    return str((bin_dir or Path(sys.executable).parent) / name)
 
 
 def half_the_cores() -> list[str]:
@@ -34,8 +34,10 @@ def free_port() -> int:
 class EdgeProcess:
     """``with EdgeProcess(["--max-batch", "8"]) as edge: edge.address`` — ready once it serves."""
 
-    def __init__(self, args: Sequence[str] = (), port: int | None = None, startup_timeout: float = 180.0) -> None:
+    def __init__(self, args: Sequence[str] = (), port: int | None = None, startup_timeout: float = 180.0,
+                 bin_dir: Path | None = None, cwd: Path | None = None) -> None:
         self.port = port or free_port()
+        self.bin_dir, self.cwd = bin_dir, cwd
         self.args = list(args)
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
@@ -47,8 +49,8 @@ class EdgeProcess:
         return f"tcp://127.0.0.1:{self.port}"
 
     def start(self) -> EdgeProcess:
-        self.process = subprocess.Popen([script("splitinf-edge"), "--bind", self.address, *self.args],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen([script("splitinf-edge", self.bin_dir), "--bind", self.address, *self.args],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.cwd)
         ready = threading.Event()
 
         def drain() -> None:  # keep reading stderr so the edge never blocks on a full pipe
@@ -95,9 +97,10 @@ class EdgeProcess:
         self.stop()
 
 
-def device_command(connect: str, source: str, folder: Path, args: Sequence[str] = ()) -> list[str]:
+def device_command(connect: str, source: str, folder: Path, args: Sequence[str] = (),
+                   bin_dir: Path | None = None) -> list[str]:
     """A splitinf-device command writing frames.jsonl and summary.json into ``folder``."""
-    return [script("splitinf-device"), "--connect", connect, "--source", source, "--output",
+    return [script("splitinf-device", bin_dir), "--connect", connect, "--source", source, "--output",
             str(folder / "frames.jsonl"), "--summary-json", str(folder / "summary.json"), *args]
 
 
@@ -107,10 +110,10 @@ def device_results(folder: Path) -> tuple[dict, list[dict]]:
     return json.loads((folder / "summary.json").read_text()), frames
 
 
-def run_device(connect: str, source: str, folder: Path, args: Sequence[str] = (), timeout: float = 600
-               ) -> tuple[dict, list[dict]]:
-    result = subprocess.run(device_command(connect, source, folder, args), capture_output=True, text=True,
-                            timeout=timeout)
+def run_device(connect: str, source: str, folder: Path, args: Sequence[str] = (), timeout: float = 600,
+               bin_dir: Path | None = None, cwd: Path | None = None) -> tuple[dict, list[dict]]:
+    result = subprocess.run(device_command(connect, source, folder, args, bin_dir), capture_output=True, text=True,
+                            timeout=timeout, cwd=cwd)
     if result.returncode != 0:
         raise RuntimeError(f"splitinf-device failed: {result.stderr.strip()[-500:]}")
     return device_results(folder)

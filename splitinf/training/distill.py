@@ -40,17 +40,24 @@ from splitinf.bottleneck import Bottleneck, BottleneckConfig, load_for
 from splitinf.bottleneck.distill import ghnd_loss, hnd_loss, output_distillation_loss, per_map_errors
 from splitinf.label_free import load_rgb, random_crop, random_mosaic, video_sources, voc_photos
 from splitinf.models import build_detector, detector_names, detector_spec
+from splitinf.options import deprecated_alias
+from splitinf.report import print_json_line
+from splitinf.weights.checkpoints import find_checkpoint
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="ssdlite_mobilenet_v2_person", choices=detector_names())
+    parser.add_argument("--model", default="ssdlite_mobilenet_v2_person", choices=detector_names(), metavar="MODEL",
+                        help="the teacher, a zoo detector (default %(default)s)")
     parser.add_argument("--weights", default=None, help="teacher weights (default: the model's pretrained ones)")
     parser.add_argument("--tap", type=int, default=6, help="trunk block the encoder follows (default 6: stride 8)")
-    parser.add_argument("--restore", type=int, default=13, help="trunk block whose output the decoder rebuilds")
+    parser.add_argument("--restore", type=int, default=13,
+                        help="trunk block whose output the decoder rebuilds (default %(default)s)")
     parser.add_argument("--channels", type=int, default=16, help="bottleneck channels (default 16)")
     parser.add_argument("--width", type=int, default=64, help="encoder/decoder hidden channels (default 64)")
     parser.add_argument("--stride", type=int, default=2, choices=(1, 2), help="encoder stride (default 2)")
-    parser.add_argument("--codec", default="entropy", choices=("entropy", "minmax8"))
+    parser.add_argument("--codec", default="entropy", choices=("entropy", "minmax8"),
+                        help="entropy: learned entropy model + range coder (default); minmax8: 8-bit, no entropy "
+                             "coding")
     parser.add_argument("--loss", default="ghnd", choices=("ghnd", "hnd", "detect"),
                         help="ghnd: error of every feature map the detection heads read (default); hnd: error at "
                              "--restore; detect: ghnd plus the error of the per-anchor scores and boxes")
@@ -70,7 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "first, so a run on a lent machine ends on time with a finished schedule. The "
                              "checkpoint's metadata records the steps done")
     parser.add_argument("--batch", type=int, default=16, help="images per step (default 16)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the new layers")
+    parser.add_argument("--lr", type=float, default=1e-3,
+                        help="peak learning rate of the new layers (default %(default)s)")
     parser.add_argument("--video-step", type=int, default=3, help="use every N-th video frame (default 3)")
     parser.add_argument("--cache", type=int, default=0, metavar="N",
                         help="precompute N random crops through the teacher once and train on them (much faster "
@@ -79,10 +87,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mosaic", type=share, default=0.0, metavar="P",
                         help="share of training pictures that are 2×2 mosaics of shrunk crops instead of one crop "
                              "(default 0): small objects and sharp detail, as in the COCO evaluation images")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when present)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the crops and the new layers (default 0)")
+    torch_device = parser.add_argument("--torch-device", default="auto", choices=("auto", "cpu", "cuda"),
+                                       help="where to train (default auto: cuda when present)")
+    deprecated_alias(parser, torch_device, "--device")
     parser.add_argument("--out", required=True, help="checkpoint file to write")
     parser.add_argument("--log", default=None, help="JSON-lines log (default: OUT with .log.jsonl)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the checkpoint, its fingerprint and the run's numbers as one JSON line last")
 
 
 def number(text: str) -> float:
@@ -117,10 +129,15 @@ def share(text: str) -> float:
 SHAPE_OPTIONS = ("tap", "restore", "channels", "width", "stride", "codec")  # taken from --init when given
 
 
+REPORTING = ("json",)  # options that change what is printed, not what is trained
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The ``splitinf train`` command that reproduces this run (every option that matters spelled out)."""
     options = []
     for key, value in vars(args).items():
+        if key in REPORTING:
+            continue
         if value is not None and not (args.init and key in SHAPE_OPTIONS):
             options += [f"--{key.replace('_', '-')}", str(value)]
     return "splitinf train " + shlex.join(options)
@@ -254,8 +271,8 @@ def build_optimizer(bottleneck: Bottleneck, lr: float) -> torch.optim.Optimizer:
 
 def main(args: argparse.Namespace) -> int:
     started = time.time()
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = torch.device("cuda" if args.torch_device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.torch_device == "auto" else args.torch_device))
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     spec = detector_spec(args.model)
@@ -266,7 +283,7 @@ def main(args: argparse.Namespace) -> int:
         p.requires_grad_(False)
     # built on the CPU (where the teacher's probe of its trunk runs), then moved together
     if args.init:
-        bottleneck = load_for(args.init, teacher)
+        bottleneck = load_for(find_checkpoint(args.init), teacher)
         config = bottleneck.config
     else:
         config = BottleneckConfig(args.model, args.tap, args.restore, args.channels, args.width, args.stride,
@@ -350,6 +367,9 @@ def main(args: argparse.Namespace) -> int:
     })
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1024:.0f} KB) after {wall / 60:.1f} min; "
           f"fingerprint {bottleneck.fingerprint()}", file=sys.stderr)
+    if args.json:
+        print_json_line({"checkpoint": str(args.out), "fingerprint": bottleneck.fingerprint(), "steps": step,
+                         "wall_time_s": round(wall, 1), "beta": rate.beta, "torch_device": str(device)})
     return 0
 
 

@@ -24,20 +24,25 @@ from tqdm import tqdm
 from splitinf.head.prefilter import Prefilter, PrefilterConfig
 from splitinf.label_free import Source, load_rgb, video_sources, voc_photos
 from splitinf.models import build_detector, detector_names, detector_spec
+from splitinf.report import print_json_line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="ssdlite_mobilenet_v2_person", choices=detector_names())
+    parser.add_argument("--model", default="ssdlite_mobilenet_v2_person", choices=detector_names(), metavar="MODEL",
+                        help="the teacher, a zoo detector (default %(default)s)")
     parser.add_argument("--tap", type=int, default=12,
                         help="trunk block whose output it reads (default 12: stride 16, where the shipped "
                              "bottleneck taps, so the head computes it anyway; tap 6 filtered far fewer frames)")
     parser.add_argument("--classes", default="1", help="labels of interest, comma list (default 1 = person)")
-    parser.add_argument("--score", type=float, default=0.5, help="teacher score that makes a frame positive")
+    parser.add_argument("--score", type=float, default=0.5,
+                        help="teacher score that makes a frame positive (default %(default)s)")
     parser.add_argument("--recall", type=float, default=0.99, help="held-out frame recall to keep (default 0.99)")
     parser.add_argument("--video-step", type=int, default=5, help="every N-th video frame (default 5)")
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=40, help="passes over the training frames (default 40)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the held-out split and the weights (default 0)")
     parser.add_argument("--out", required=True, help="checkpoint to write")
+    parser.add_argument("--json", action="store_true", help="print the threshold and held-out numbers as one JSON "
+                        "line last")
 
 
 def label_and_features(detector, sources: list[Source], tap: int, classes: set[int], score: float
@@ -107,7 +112,8 @@ def main(args: argparse.Namespace) -> int:
     empty_filtered = float((~kept & (held_labels == 0)).sum() / max((held_labels == 0).sum(), 1))
     final = Prefilter(replace(config, threshold=threshold))
     final.load_state_dict(prefilter.state_dict())
-    options = " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in vars(args).items())
+    options = " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in vars(args).items()
+                       if k != "json")  # what is printed is not part of what was trained
     final.save(args.out, metadata={
         "command": f"splitinf train-prefilter {options}", "wall_time_s": round(time.time() - started, 1),
         "held_out": sorted(sources[i].name for i in held_out), "images": len(sources),
@@ -117,4 +123,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: threshold {threshold:.4f}; held-out recall {recall:.3f}, precision {precision:.3f}, "
           f"empty frames filtered {empty_filtered:.3f} ({len(held_out)} held-out of {len(sources)}, "
           f"{int(labels.sum())} positive); {(time.time() - started) / 60:.1f} min", file=sys.stderr)
+    if args.json:
+        print_json_line({"checkpoint": str(args.out), "threshold": threshold, "held_out_recall": recall,
+                         "held_out_precision": precision, "held_out_empty_filtered": empty_filtered,
+                         "held_out": len(held_out), "images": len(sources)})
     return 0

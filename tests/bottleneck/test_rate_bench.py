@@ -36,8 +36,8 @@ def test_plot_labels_of_points_at_the_same_rate_are_pushed_apart():
 
 def test_bench_rate_scores_a_checkpoint_against_jpeg_on_real_images(tmp_path, capsys):
     plot = tmp_path / "rate.png"
-    argv = ["bench", "rate", "--checkpoint", str(TAP7), "--qualities", "90",
-            "--limit", "3", "--plot", str(plot), "--json"]
+    argv = ["bench", "rate", "--bottleneck", str(TAP7), "--qualities", "90",
+            "--images", "3", "--plot", str(plot), "--json"]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["images"] == 3 and set(TARGETS) <= set(result)

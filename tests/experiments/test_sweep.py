@@ -34,7 +34,7 @@ def test_crossovers_are_none_where_a_mode_never_wins():
 def test_the_example_sweeps_every_link_and_checks_one_point_with_real_processes(tmp_path, capsys):
     out = tmp_path / "sweep"
     example = load_example("latency_vs_bandwidth")
-    assert example.main(["--out", str(out), "--checkpoint", CHECKPOINT, "--frames", "100", "--relay-points", "1",
+    assert example.main(["--out", str(out), "--bottleneck", CHECKPOINT, "--frames", "100", "--relay-points", "1",
                          "--relay-frames", "30", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     with open(out / "sweep.csv") as f:

@@ -34,7 +34,7 @@ def run_device(address, args, folder):
 def test_split_without_bottleneck_equals_the_unsplit_model_across_processes(edge_factory, tmp_path):
     exact = ["--bottleneck", "none", "--split", "s8", "--codec", "float32"]
     edge = edge_factory(exact)
-    summary, frames = run_device(edge.address, [*exact, "--max-frames", "12", "--fps", "2", "--window", "1",
+    summary, frames = run_device(edge.address, [*exact, "--frames", "12", "--fps", "2", "--window", "1",
                                                 "--min-score", "0.0"], tmp_path)
     assert summary["frames"] == 12 and summary["accounted"] == 12
     delivered = {f["frame"]: f for f in frames if f["outcome"] == "edge"}
@@ -87,7 +87,7 @@ def test_hostile_peers_do_not_disturb_a_streaming_device(edge_factory, tmp_path)
     attacker = threading.Thread(target=hostile_client, args=(edge.address, stop), daemon=True)
     attacker.start()
     try:
-        summary, frames = run_device(edge.address, [*FAST_MODEL, "--max-frames", "20", "--fps", "3"], tmp_path)
+        summary, frames = run_device(edge.address, [*FAST_MODEL, "--frames", "20", "--fps", "3"], tmp_path)
     finally:
         stop.set()
         attacker.join(timeout=10)
@@ -107,7 +107,7 @@ def edge_results_so_far(folder) -> int:
 
 def test_device_recovers_when_the_edge_is_killed_and_restarted(edge_factory, tmp_path):
     edge = edge_factory(FAST_MODEL)
-    device = subprocess.Popen(device_command(edge.address, [*FAST_MODEL, "--max-frames", "200", "--fps", "8",
+    device = subprocess.Popen(device_command(edge.address, [*FAST_MODEL, "--frames", "200", "--fps", "8",
                                                             "--deadline-ms", "1000"], tmp_path),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -142,11 +142,11 @@ def test_authenticated_edge_serves_listed_keys_only(edge_factory, keys, tmp_path
     edge = edge_factory([*FAST_MODEL, "--auth", str(keys)])
     good = tmp_path / "good"
     good.mkdir()
-    summary, _ = run_device(edge.address, [*FAST_MODEL, "--max-frames", "6", "--fps", "2", "--key",
+    summary, _ = run_device(edge.address, [*FAST_MODEL, "--frames", "6", "--fps", "2", "--key",
                                            str(keys / "cam1.key_secret"), "--server-key", str(keys / "edge.key")],
                             good)
     assert summary["counts"]["edge"] >= 3 and summary["accounted"] == 6
-    stranger = subprocess.run(device_command(edge.address, [*FAST_MODEL, "--max-frames", "3"], tmp_path),
+    stranger = subprocess.run(device_command(edge.address, [*FAST_MODEL, "--frames", "3"], tmp_path),
                               capture_output=True, text=True, timeout=300)
     assert stranger.returncode == 2 and "did not answer" in stranger.stderr
     edge_summary = edge.stop()
@@ -155,7 +155,7 @@ def test_authenticated_edge_serves_listed_keys_only(edge_factory, keys, tmp_path
 
 def test_edge_refuses_a_device_with_another_model_and_says_why(edge_factory, tmp_path):
     edge = edge_factory(FAST_MODEL)
-    other = ["--bottleneck", "none", "--split", "s8", "--max-frames", "2"]
+    other = ["--bottleneck", "none", "--split", "s8", "--frames", "2"]
     result = subprocess.run(device_command(edge.address, other, tmp_path), capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 2
@@ -175,8 +175,8 @@ def test_auto_probes_the_link_with_copies_then_offloads(edge_factory, tmp_path):
     share = half_the_cores()
     edge = edge_factory([*FAST_MODEL, *share])
     summary, frames = run_device(edge.address, [*FAST_MODEL, *share, "--mode", "auto", "--auto-modes",
-                                                "local,jpeg", "--jpeg-size", "300x300", "--slowdown", "3",
-                                                "--max-frames", "80", "--fps", "10"], tmp_path)
+                                                "local,jpeg", "--jpeg-size", "300x300", "--device-slowdown", "3",
+                                                "--frames", "80", "--fps", "10"], tmp_path)
     assert summary["threads"] == edge.stop()["threads"] == int(share[1])  # both took the option
     assert summary["accounted"] == summary["frames"] == 80 == len(frames)
     assert summary["probes"]["sent"] >= MIN_RATE_SAMPLES and summary["probes"]["answered"] >= MIN_RATE_SAMPLES
