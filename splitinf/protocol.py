@@ -5,12 +5,19 @@ protocol version); large buffers (payloads, detection arrays) travel as their ow
 inside msgpack. Unpacking is bounded (sizes, counts, types) and never pickles; anything malformed raises
 :class:`ProtocolError` with a code and a text naming the field and what was expected.
 
-    HELLO    device → edge  {t, v, device, fingerprint, config, min_score}
-    WELCOME  edge → device  {t, v, edge, fingerprint, max_batch}
-    FRAME    device → edge  {t, v, seq, t_capture, mode, geometry, codec}  + [payload]
-    RESULT   edge → device  {t, v, seq, n, timing {queue, decode, tail} ms, batch}  + [boxes f32 n×4, scores f32 n,
-                            labels i32 n]
-    ERROR    either way     {t, v, code, text, seq?}
+    HELLO      device → edge  {t, v, device, fingerprint, config, min_score}
+    WELCOME    edge → device  {t, v, edge, fingerprint, max_batch, heartbeat_ms}
+    FRAME      device → edge  {t, v, seq, t_capture, mode, geometry, codec, budget_ms?}  + [payload]
+    RESULT     edge → device  {t, v, seq, n, timing {queue, decode, tail} ms, batch}  + [boxes f32 n×4, scores f32 n,
+                              labels i32 n]
+    HEARTBEAT  either way     {t, v}
+    ERROR      either way     {t, v, code, text, seq?}
+
+Liveness follows the zguide's Paranoid Pirate: a device sends HEARTBEAT every ``heartbeat_ms`` (the edge's,
+from WELCOME) and the edge answers each; a device that hears nothing for ``DEVICE_LIVENESS`` periods takes the
+edge for gone and starts over, and the edge forgets a device silent for ``EDGE_LIVENESS`` periods. A FRAME's
+``budget_ms`` is how long the device will still wait for its result: an edge that could only answer later
+(its queue) answers ``overloaded`` instead of spending compute on a result nobody reads.
 """
 
 from __future__ import annotations
@@ -20,11 +27,15 @@ from typing import Any
 
 import msgpack
 
-PROTOCOL_VERSION = 1
+from splitinf.modes import OFFLOAD_MODES as MODES
+
+PROTOCOL_VERSION = 2
+HEARTBEAT_MS = 1000  # default heartbeat period
+DEVICE_LIVENESS = 3  # periods of silence after which a device takes the edge for gone
+EDGE_LIVENESS = 2  # periods of silence after which the edge forgets a device (a live one beats every period)
 MAX_HEADER_BYTES = 64 * 1024  # a header is a few hundred bytes; anything bigger is hostile or broken
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 MAX_DETECTIONS = 10_000
-MODES = ("split", "jpeg")
 ERROR_CODES = ("malformed", "version", "fingerprint", "no-handshake", "payload", "overloaded", "internal")
 
 
@@ -47,6 +58,7 @@ class Welcome:
     edge: str
     fingerprint: str
     max_batch: int
+    heartbeat_ms: int = HEARTBEAT_MS
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,17 @@ class Frame:
     geometry: tuple[tuple[int, int], tuple[int, int], tuple[int, int]]  # original, resized, input (h, w)
     codec: str
     payload: bytes = field(repr=False)
+    budget_ms: float | None = None  # how long the device still waits for the result (None: no limit)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """What a device half makes of a frame for the edge: a FRAME without its sequence number and times."""
+
+    mode: str  # one of MODES
+    geometry: tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+    codec: str
+    data: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -71,13 +94,18 @@ class Result:
 
 
 @dataclass(frozen=True)
+class Heartbeat:
+    pass
+
+
+@dataclass(frozen=True)
 class Error:
     code: str
     text: str
     seq: int | None = None
 
 
-Message = Hello | Welcome | Frame | Result | Error
+Message = Hello | Welcome | Frame | Result | Heartbeat | Error
 
 
 def _header(kind: str, **fields: Any) -> bytes:
@@ -90,11 +118,15 @@ def encode(message: Message) -> list[bytes]:
         return [_header("hello", device=message.device, fingerprint=message.fingerprint, config=message.config,
                         min_score=message.min_score)]
     if isinstance(message, Welcome):
-        return [_header("welcome", edge=message.edge, fingerprint=message.fingerprint, max_batch=message.max_batch)]
+        return [_header("welcome", edge=message.edge, fingerprint=message.fingerprint, max_batch=message.max_batch,
+                        heartbeat_ms=message.heartbeat_ms)]
     if isinstance(message, Frame):
         geometry = [list(pair) for pair in message.geometry]
+        budget = {} if message.budget_ms is None else {"budget_ms": float(message.budget_ms)}
         return [_header("frame", seq=message.seq, t_capture=message.t_capture, mode=message.mode,
-                        geometry=geometry, codec=message.codec), message.payload]
+                        geometry=geometry, codec=message.codec, **budget), message.payload]
+    if isinstance(message, Heartbeat):
+        return [_header("heartbeat")]
     if isinstance(message, Result):
         return [_header("result", seq=message.seq, n=message.n, timing=message.timing, batch=message.batch),
                 message.boxes, message.scores, message.labels]
@@ -155,9 +187,12 @@ def decode(frames: list[bytes]) -> Message:
                      _get(header, "fingerprint", str, "the model fingerprint (str)"), config, float(min_score))
     if kind == "welcome":
         expect_frames(0)
+        heartbeat_ms = _get(header, "heartbeat_ms", int, "the heartbeat period in ms (int)")
+        if not 10 <= heartbeat_ms <= 60_000:
+            raise ProtocolError("malformed", f"heartbeat_ms must be within 10..60000, got {heartbeat_ms}")
         return Welcome(_get(header, "edge", str, "an edge name (str)"),
                        _get(header, "fingerprint", str, "the model fingerprint (str)"),
-                       _get(header, "max_batch", int, "the edge's batch size (int)"))
+                       _get(header, "max_batch", int, "the edge's batch size (int)"), heartbeat_ms)
     if kind == "frame":
         expect_frames(1)
         mode = _get(header, "mode", str, f"one of {MODES}")
@@ -169,9 +204,13 @@ def decode(frames: list[bytes]) -> Message:
         if len(extra[0]) > MAX_PAYLOAD_BYTES:
             raise ProtocolError("payload", f"payload of {len(extra[0])} bytes exceeds {MAX_PAYLOAD_BYTES}")
         seq = _get(header, "seq", int, "a sequence number (int)")
+        budget = header.get("budget_ms")
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0):
+            raise ProtocolError("malformed", f"budget_ms must be a number of ms >= 0, got {budget!r}")
         return Frame(seq, _get(header, "t_capture", int, "a capture time in ns (int)"), mode,
                      tuple(_size_pair(g, n) for g, n in zip(geometry, ("original", "resized", "input"))),
-                     _get(header, "codec", str, "the payload codec (str)"), bytes(extra[0]))
+                     _get(header, "codec", str, "the payload codec (str)"), bytes(extra[0]),
+                     None if budget is None else float(budget))
     if kind == "result":
         expect_frames(3)
         n = _get(header, "n", int, "the number of detections (int)")
@@ -187,6 +226,9 @@ def decode(frames: list[bytes]) -> Message:
         return Result(_get(header, "seq", int, "a sequence number (int)"), n, bytes(extra[0]), bytes(extra[1]),
                       bytes(extra[2]), {k: float(v) for k, v in timing.items()},
                       _get(header, "batch", int, "the batch size (int)"))
+    if kind == "heartbeat":
+        expect_frames(0)
+        return Heartbeat()
     if kind == "error":
         expect_frames(0)
         seq = header.get("seq")

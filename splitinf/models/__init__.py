@@ -1,6 +1,6 @@
 """Detector zoo and split points (see :mod:`splitinf.models.base` for the splitting interface)."""
 
-from splitinf.models.base import Detections, Geometry, SplitPoint, SplittableDetector
+from splitinf.models.base import Detections, Geometry, SplitPoint, SplittableDetector, scale_boxes
 from splitinf.models.registry import (
     DetectorSpec,
     WeightsError,
@@ -19,4 +19,5 @@ __all__ = [
     "build_detector",
     "detector_names",
     "detector_spec",
+    "scale_boxes",
 ]

@@ -37,6 +37,16 @@ class Geometry(NamedTuple):
     input: tuple[int, int]  # the network input after batching/padding (anchors are laid out on it)
 
 
+def scale_boxes(detections: dict[str, Tensor], from_size: tuple[int, int], to_size: tuple[int, int]
+                ) -> dict[str, Tensor]:
+    """Detections found on an image of ``from_size`` (height, width) → pixels of the same image at ``to_size``
+    (a JPEG sent at reduced size → the device's original frame)."""
+    if tuple(from_size) == tuple(to_size):
+        return detections
+    sy, sx = to_size[0] / from_size[0], to_size[1] / from_size[1]
+    return {**detections, "boxes": detections["boxes"] * detections["boxes"].new_tensor([sx, sy, sx, sy])}
+
+
 @dataclass(frozen=True)
 class SplitPoint:
     """A named place to cut a detector: after ``trunk[index]``, with features at ``stride``."""

@@ -16,9 +16,11 @@ import json
 import sys
 
 from splitinf.head import load_prefilter
+from splitinf.modes import AUTO_MODES, DEVICE_MODES
 from splitinf.options import deprecated_alias
-from splitinf.runtime.device import AUTO_MODES, AnnotatedVideoSink, DeviceClient, JsonLinesSink
+from splitinf.runtime.device import DeviceClient
 from splitinf.runtime.setup import ModelSetup, add_model_arguments, add_threads_argument, use_threads
+from splitinf.runtime.sinks import AnnotatedVideoSink, JsonLinesSink
 from splitinf.runtime.sources import FrameSource
 from splitinf.weights.checkpoints import find_checkpoint
 
@@ -26,7 +28,7 @@ from splitinf.weights.checkpoints import find_checkpoint
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connect", default=None, help="edge (or relay) endpoint, e.g. tcp://127.0.0.1:5555")
     parser.add_argument("--source", required=True, help="video file, camera index, image folder or stream URL")
-    parser.add_argument("--mode", default="split", choices=("split", "jpeg", "local", "auto"),
+    parser.add_argument("--mode", default="split", choices=DEVICE_MODES,
                         help="split (default), jpeg, local, or auto: per frame the mode that keeps the 95th-percentile "
                              "latency of this frame and the next five lowest, from the measured uplink rates and "
                              "compute, falling back to local in an outage")

@@ -1,10 +1,13 @@
-"""The edge server: many devices on one ROUTER socket, the tail run in micro-batches across devices.
+"""The edge server: many devices on one ROUTER socket, the tail run in micro-batches across them.
 
 Two threads. The I/O thread owns the ROUTER socket: it checks every message (a malformed one gets an ERROR
-reply and a counter, never a crash), keeps the per-device handshake state, timestamps frames on arrival and
-hands them to the worker; it also forwards the worker's replies. The worker gathers frames into a batch
-(up to ``max_batch``, waiting at most ``max_wait_ms`` after the first), decodes the payloads, runs the tail
-once per batch of equal shapes and replies with the detections and its own queue/decode/tail times.
+reply and a counter, never a crash), keeps each device's handshake, answers heartbeats, forgets devices that
+went silent, timestamps frames on arrival and hands them to the worker through a bounded queue (a full
+queue answers ``overloaded`` at once); it also forwards the worker's replies. The worker gathers frames into
+a batch (up to ``max_batch``, waiting at most ``max_wait_ms`` after the first), skips the ones whose device
+stopped waiting while they queued (``overloaded``), decodes the payloads and runs each mode's edge half
+(:mod:`splitinf.tail.modes`) once per batch of equal shapes, then replies with the detections and its own
+queue/decode/tail times.
 """
 
 from __future__ import annotations
@@ -13,21 +16,25 @@ import queue
 import socket as pysocket
 import threading
 import time
-from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from collections import Counter, OrderedDict, defaultdict
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 from torch import Tensor
 
 from splitinf.bottleneck import CodecError
-from splitinf.data import DataError, decode_jpeg
-from splitinf.models import Detections, Geometry
+from splitinf.data import DataError
+from splitinf.detections import to_result
+from splitinf.models import Geometry
+from splitinf.modes import JPEG, SPLIT
 from splitinf.protocol import (
+    EDGE_LIVENESS,
+    HEARTBEAT_MS,
     Error,
     Frame,
+    Heartbeat,
     Hello,
     ProtocolError,
-    Result,
     Welcome,
     config_differences,
     decode,
@@ -36,6 +43,9 @@ from splitinf.protocol import (
 from splitinf.runtime import transport
 from splitinf.runtime.setup import ModelSetup
 from splitinf.tail import Tail
+from splitinf.tail.modes import JpegDecoder, SplitDecoder
+
+RECENTLY_EXPIRED = 1024  # forgotten devices whose handshake is still honoured if they come back (a slow link)
 
 
 @dataclass
@@ -44,7 +54,21 @@ class DeviceCounters:
     frames: int = 0
     results: int = 0
     errors: int = 0
+    overloaded: int = 0
     bytes_in: int = 0
+
+    def add(self, other: DeviceCounters) -> None:
+        for f in fields(self):
+            if f.name != "name":
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+@dataclass
+class Peer:
+    hello: Hello
+    counters: DeviceCounters
+    last_heard_ns: int
+    last_frame_ns: int = 0
 
 
 @dataclass
@@ -55,11 +79,14 @@ class EdgeCounters:
     no_handshake: int = 0
     payload_errors: int = 0
     internal_errors: int = 0
+    overloaded: int = 0  # frames refused by a full queue, or past their device's budget when their turn came
     unroutable_replies: int = 0
     rejected_connections: int = 0  # handshakes that never succeeded: no or wrong CurveZMQ key, not ZeroMQ
+    heartbeats: int = 0
+    expired_peers: int = 0
     batches: int = 0
     batched_frames: int = 0
-    devices: dict[str, DeviceCounters] = field(default_factory=dict)
+    departed: DeviceCounters = field(default_factory=lambda: DeviceCounters("departed devices"))
 
 
 @dataclass
@@ -70,43 +97,28 @@ class Work:
     min_score: float
 
 
-def detections_to_result(seq: int, detections: dict[str, Tensor], min_score: float, timing: dict[str, float],
-                         batch: int) -> Result:
-    keep = detections["scores"] >= min_score
-    boxes = detections["boxes"][keep].detach().to("cpu", torch.float32).numpy()
-    scores = detections["scores"][keep].detach().to("cpu", torch.float32).numpy()
-    labels = detections["labels"][keep].detach().to("cpu", torch.int32).numpy()
-    return Result(seq, len(scores), boxes.astype("<f4").tobytes(), scores.astype("<f4").tobytes(),
-                  labels.astype("<i4").tobytes(), timing, batch)
-
-
-def scale_to_original(detections: dict[str, Tensor], geometry: Geometry) -> dict[str, Tensor]:
-    """Boxes found on a JPEG sent at reduced size → pixels of the device's original frame."""
-    (oh, ow), (sh, sw) = geometry.original, geometry.resized
-    if (oh, ow) == (sh, sw):
-        return detections
-    scale = detections["boxes"].new_tensor([ow / sw, oh / sh, ow / sw, oh / sh])
-    return {**detections, "boxes": detections["boxes"] * scale}
-
-
 class EdgeServer:
     def __init__(self, setup: ModelSetup, bind: str, *, device: str = "cpu", max_batch: int = 8,
-                 max_wait_ms: float = 5.0, auth_dir: str | None = None, name: str | None = None) -> None:
-        if max_batch < 1 or max_wait_ms < 0:
-            raise ValueError(f"max batch must be >= 1 and max wait >= 0, got {max_batch} and {max_wait_ms}")
+                 max_wait_ms: float = 5.0, max_queue: int = 32, heartbeat_ms: int = HEARTBEAT_MS,
+                 auth_dir: str | None = None, name: str | None = None) -> None:
+        if max_batch < 1 or max_wait_ms < 0 or max_queue < 1:
+            raise ValueError(f"max batch and queue must be >= 1 and max wait >= 0, got {max_batch}, {max_queue} "
+                             f"and {max_wait_ms}")
         self.setup = setup
         self.device = torch.device(device)
-        self.detector = setup.detector.to(self.device)
-        self.tail = Tail(setup.detector, setup.split, setup.bottleneck).to(self.device).eval()
+        detector = setup.detector.to(self.device)
+        tail = Tail(detector, setup.split, setup.bottleneck).to(self.device).eval()
+        self.halves = {JPEG: JpegDecoder(detector, self.device), SPLIT: SplitDecoder(tail, setup.codec, self.device)}
         self.max_batch, self.max_wait_ns = max_batch, int(max_wait_ms * 1e6)
+        self.heartbeat_ms = int(heartbeat_ms)
         self.name = name or f"edge@{pysocket.gethostname()}"
         self.endpoint = transport.edge_socket(bind, auth_dir)
         self.handshakes = transport.HandshakeMonitor(self.endpoint.socket)
         self.replies_in, self.replies_out = transport.inproc_pair("edge-replies")
         self.counters = EdgeCounters()
-        self.sessions: dict[bytes, Hello] = {}
-        self.active: dict[bytes, int] = {}  # device identity → when its last frame arrived (ns)
-        self.work: queue.Queue[Work] = queue.Queue()
+        self.peers: dict[bytes, Peer] = {}
+        self.expired: OrderedDict[bytes, Hello] = OrderedDict()
+        self.work: queue.Queue[Work] = queue.Queue(maxsize=max_queue)
         self.stop = threading.Event()
         self.started = time.monotonic()
         self.batch_sizes: Counter[int] = Counter()
@@ -120,7 +132,7 @@ class EdgeServer:
         poller = transport.poller(router, self.replies_out, self.handshakes.socket)
         try:
             while not self.stop.is_set():
-                events = dict(poller.poll(100))
+                events = dict(poller.poll(min(100, self.heartbeat_ms // 4)))
                 if router in events:
                     self._drain(router)
                 if self.replies_out in events:
@@ -128,6 +140,7 @@ class EdgeServer:
                 if self.handshakes.socket in events:
                     self.handshakes.read()
                     self.counters.rejected_connections = self.handshakes.rejected
+                self._expire(time.perf_counter_ns())
         finally:
             self.stop.set()
             worker.join(timeout=10)
@@ -139,16 +152,14 @@ class EdgeServer:
 
     def _drain(self, router) -> None:
         for _ in range(256):  # bounded, so replies keep flowing under a flood
-            try:
-                frames = router.recv_multipart(transport.NOBLOCK, copy=True)
-            except transport.Again:
+            frames = transport.receive(router)
+            if frames is None:
                 return
-            received = time.perf_counter_ns()
             self.counters.messages += 1
             if len(frames) < 2:
                 self.counters.malformed += 1
                 continue
-            self._handle(frames[0], frames[1:], received)
+            self._handle(frames[0], frames[1:], time.perf_counter_ns())
 
     def _reply(self, router, identity: bytes, message) -> None:
         try:
@@ -157,21 +168,32 @@ class EdgeServer:
             self.counters.unroutable_replies += 1
 
     def _forward(self, router) -> None:
-        while True:
-            try:
-                frames = self.replies_out.recv_multipart(transport.NOBLOCK)
-            except transport.Again:
-                return
+        while (frames := transport.receive(self.replies_out)) is not None:
             try:
                 router.send_multipart(frames, transport.NOBLOCK)
             except transport.ZMQError:
                 self.counters.unroutable_replies += 1
 
-    def _device(self, identity: bytes) -> DeviceCounters:
-        key = identity.hex()
-        if key not in self.counters.devices:
-            self.counters.devices[key] = DeviceCounters()
-        return self.counters.devices[key]
+    def _peer(self, identity: bytes, now: int) -> Peer | None:
+        """The device behind ``identity`` if it shook hands (lately: a forgotten one comes back)."""
+        peer = self.peers.get(identity)
+        if peer is None and identity in self.expired:
+            hello = self.expired.pop(identity)
+            peer = self.peers[identity] = Peer(hello, DeviceCounters(hello.device), now)
+        if peer is not None:
+            peer.last_heard_ns = now
+        return peer
+
+    def _expire(self, now: int) -> None:
+        """Forget the devices silent for EDGE_LIVENESS heartbeat periods: a live one beats every period."""
+        limit = now - EDGE_LIVENESS * self.heartbeat_ms * 1_000_000
+        for identity in [i for i, p in self.peers.items() if p.last_heard_ns < limit]:
+            peer = self.peers.pop(identity)
+            self.counters.departed.add(peer.counters)
+            self.counters.expired_peers += 1
+            self.expired[identity] = peer.hello
+            while len(self.expired) > RECENTLY_EXPIRED:
+                self.expired.popitem(last=False)
 
     def _handle(self, identity: bytes, frames: list[bytes], received: int) -> None:
         router = self.endpoint.socket
@@ -188,23 +210,43 @@ class EdgeServer:
                 self._reply(router, identity, Error("fingerprint", "device and edge run different models: "
                                                                    + "; ".join(differences)))
                 return
-            self.sessions[identity] = message
-            self._device(identity).name = message.device
-            self._reply(router, identity, Welcome(self.name, self.setup.fingerprint, self.max_batch))
+            old = self.peers.get(identity)
+            self.peers[identity] = Peer(message, old.counters if old else DeviceCounters(message.device), received)
+            self._reply(router, identity, Welcome(self.name, self.setup.fingerprint, self.max_batch, self.heartbeat_ms))
+            return
+        peer = self._peer(identity, received) if isinstance(message, (Frame, Heartbeat)) else None
+        if isinstance(message, Heartbeat):
+            if peer is None:
+                self.counters.no_handshake += 1
+                self._reply(router, identity, Error("no-handshake", "send HELLO before heartbeats"))
+                return
+            self.counters.heartbeats += 1
+            self._reply(router, identity, Heartbeat())
         elif isinstance(message, Frame):
-            session = self.sessions.get(identity)
-            if session is None:
+            if peer is None:
                 self.counters.no_handshake += 1
                 self._reply(router, identity, Error("no-handshake", "send HELLO before frames", message.seq))
                 return
-            counters = self._device(identity)
-            counters.frames += 1
-            counters.bytes_in += sum(len(f) for f in frames)
-            self.active[identity] = received
-            self.work.put(Work(identity, message, received, session.min_score))
+            peer.counters.frames += 1
+            peer.counters.bytes_in += sum(len(f) for f in frames)
+            peer.last_frame_ns = received
+            try:
+                self.work.put_nowait(Work(identity, message, received, peer.hello.min_score))
+            except queue.Full:
+                self._overloaded(peer.counters)
+                self._reply(router, identity, Error("overloaded", f"the edge's queue is full ({self.work.maxsize} "
+                                                                  "frames waiting)", message.seq))
         else:
             self.counters.malformed += 1
             self._reply(router, identity, Error("malformed", f"a device may not send {type(message).__name__}"))
+
+    def _overloaded(self, counters: DeviceCounters) -> None:
+        self.counters.overloaded += 1
+        counters.overloaded += 1
+
+    def _counters(self, identity: bytes) -> DeviceCounters:
+        peer = self.peers.get(identity)
+        return peer.counters if peer is not None else self.counters.departed
 
     # --- worker thread -------------------------------------------------------------------------------------
 
@@ -219,7 +261,8 @@ class EdgeServer:
             deadline = first.received_ns + self.max_wait_ns
             # Waiting for a batch to fill only pays when several devices stream: a lone device never waits.
             recent = first.received_ns - 1_000_000_000
-            target = min(self.max_batch, max(sum(1 for t in list(self.active.values()) if t > recent), 1))
+            streaming = sum(1 for p in list(self.peers.values()) if p.last_frame_ns > recent)
+            target = min(self.max_batch, max(streaming, 1))
             while len(batch) < target:
                 remaining = (deadline - time.perf_counter_ns()) / 1e9
                 try:
@@ -237,32 +280,33 @@ class EdgeServer:
         """Worker → I/O thread (the only user of ``replies_in``), which forwards to the device."""
         self.replies_in.send_multipart([work.identity, *encode(message)])
 
-    def _decode(self, work: Work) -> Tensor:
-        frame = work.frame
-        if frame.mode == "jpeg":
-            return decode_jpeg(frame.payload)
-        if frame.codec != self.setup.codec.name:
-            raise CodecError(f"frame coded with {frame.codec!r}, this edge decodes {self.setup.codec.name!r}")
-        return self.setup.codec.decompress(frame.payload)
-
     def _run_batch(self, batch: list[Work]) -> None:
         start = time.perf_counter_ns()
         groups: dict[tuple, list[tuple[Work, Tensor, float]]] = defaultdict(list)
         for work in batch:
+            waited_ms = (start - work.received_ns) / 1e6
+            if work.frame.budget_ms is not None and waited_ms > work.frame.budget_ms:
+                self._overloaded(self._counters(work.identity))  # its device stopped waiting: spend nothing on it
+                why = f"waited {waited_ms:.0f} ms in the edge's queue, past the device's {work.frame.budget_ms:.0f} ms"
+                self._send(work, Error("overloaded", why, work.frame.seq))
+                continue
             t0 = time.perf_counter_ns()
+            half = self.halves[work.frame.mode]  # the protocol admits only the modes that have a half
             try:
-                tensor = self._decode(work)
+                decoded = half.decode(work.frame.payload, work.frame.codec)
             except (CodecError, DataError) as exc:
                 self.counters.payload_errors += 1
-                self._device(work.identity).errors += 1
+                self._counters(work.identity).errors += 1
                 self._send(work, Error("payload", str(exc), work.frame.seq))
                 continue
-            key = (work.frame.mode, tuple(tensor.shape)) if work.frame.mode == "split" else ("jpeg",)
-            groups[key].append((work, tensor, (time.perf_counter_ns() - t0) / 1e6))
+            groups[half.batch_key(decoded)].append((work, decoded, (time.perf_counter_ns() - t0) / 1e6))
         for key, items in groups.items():
             t0 = time.perf_counter_ns()
             try:
-                detections = self._infer(key[0], items)
+                detections = self.halves[key[0]]([d for _, d, _ in items], [Geometry(*w.frame.geometry)
+                                                                           for w, _, _ in items])
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
             except Exception as exc:  # a bad batch must not take the server down; every frame gets an answer
                 self.counters.internal_errors += 1
                 for work, _, _ in items:
@@ -274,27 +318,15 @@ class EdgeServer:
             self.batch_sizes[len(items)] += 1
             for (work, _, decode_ms), result in zip(items, detections):
                 timing = {"queue": (start - work.received_ns) / 1e6, "decode": decode_ms, "tail": tail_ms}
-                self._send(work, detections_to_result(work.frame.seq, result, work.min_score, timing, len(items)))
-                self._device(work.identity).results += 1
-
-    def _infer(self, mode: str, items: list) -> Detections:
-        if mode == "jpeg":
-            images = [tensor.to(self.device) for _, tensor, _ in items]
-            detections = [scale_to_original(d, Geometry(*work.frame.geometry))
-                          for d, (work, _, _) in zip(self.detector(images), items)]
-        else:
-            features = torch.stack([tensor for _, tensor, _ in items]).to(self.device)
-            geometries = [Geometry(*work.frame.geometry) for work, _, _ in items]
-            detections = self.tail(features, geometries)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return detections
+                self._send(work, to_result(work.frame.seq, result, work.min_score, timing, len(items)))
+                self._counters(work.identity).results += 1
 
     def summary(self) -> dict:
         counters = asdict(self.counters)
+        counters["devices"] = {identity.hex(): asdict(peer.counters) for identity, peer in list(self.peers.items())}
+        counters["peers"] = len(counters["devices"])
         batches = self.counters.batches
         counters["mean_batch"] = round(self.counters.batched_frames / batches, 3) if batches else 0.0
         counters["uptime_s"] = round(time.monotonic() - self.started, 3)
         counters["fingerprint"] = self.setup.fingerprint
         return counters
-

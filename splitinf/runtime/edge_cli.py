@@ -4,7 +4,7 @@
     splitinf-edge --bind tcp://*:5555 --auth keys/    # only devices whose public keys are in keys/clients
 
 Ctrl-C or SIGTERM stops it cleanly, logs a summary (per-device counters, errors, batch sizes) and prints
-it as one JSON line last.
+it as one JSON line last; SIGUSR1 logs it (and writes --summary-json) while it keeps serving.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+from pathlib import Path
 
 from splitinf.options import add_log_level_argument, deprecated_alias, setup_logging
+from splitinf.protocol import EDGE_LIVENESS, HEARTBEAT_MS
 from splitinf.runtime.edge import EdgeServer
 from splitinf.runtime.setup import ModelSetup, add_model_arguments, add_threads_argument, use_threads
 
@@ -26,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=int, default=8, help="largest micro-batch across devices (default 8)")
     parser.add_argument("--max-wait-ms", type=float, default=5.0,
                         help="longest wait for a batch to fill after its first frame (default 5 ms)")
+    parser.add_argument("--max-queue", type=int, default=32, metavar="N",
+                        help="frames waiting for the tail at most; more are answered 'overloaded' at once, so that "
+                             "devices back off or compute locally (default %(default)s)")
+    parser.add_argument("--heartbeat-ms", type=int, default=HEARTBEAT_MS,
+                        help=f"heartbeat period devices adopt; a device silent for {EDGE_LIVENESS} periods is "
+                             "forgotten (default %(default)s)")
     parser.add_argument("--auth", default=None, metavar="DIR", help="CurveZMQ: serve only the devices whose public "
                         "keys are in DIR/clients, with the edge key DIR/edge.key_secret (see `splitinf keys`)")
     parser.add_argument("--name", default=None, help="name reported to devices")
@@ -49,22 +57,32 @@ def main(args: argparse.Namespace) -> int:
         if not torch.cuda.is_available():
             raise ValueError("--torch-device cuda: no CUDA device is available here (use --torch-device cpu)")
     server = EdgeServer(setup, args.bind, device=args.torch_device, max_batch=args.max_batch,
-                        max_wait_ms=args.max_wait_ms, auth_dir=args.auth, name=args.name)
+                        max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, heartbeat_ms=args.heartbeat_ms,
+                        auth_dir=args.auth, name=args.name)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: server.stop.set())
+    signal.signal(signal.SIGUSR1, lambda *_: report(server, threads, log, args.summary_json))
     log.info("%s on %s (%s, batches ≤ %d, %d threads)", setup.describe(), args.bind, args.torch_device,
              args.max_batch, threads)
     server.serve()
-    summary = {**server.summary(), "threads": threads}
-    log.info("stopped: %d messages, %d frames in %d batches (mean %s), %d malformed, %d refused, "
-             "%d rejected connections", summary["messages"], summary["batched_frames"], summary["batches"],
-             summary["mean_batch"], summary["malformed"], summary["refused_handshakes"],
-             summary["rejected_connections"])
-    for identity, device in summary["devices"].items():
-        log.info("  %s [%s]: %d frames, %d results, %d errors, %d B in", device["name"], identity[:8],
-                 device["frames"], device["results"], device["errors"], device["bytes_in"])
-    if args.summary_json:
-        with open(args.summary_json, "w") as f:
-            json.dump(summary, f, indent=1)
-    print(json.dumps(summary), flush=True)
+    print(json.dumps(report(server, threads, log, args.summary_json, "stopped")), flush=True)
     return 0
+
+
+def report(server: EdgeServer, threads: int, log, path: str | None, what: str = "serving") -> dict:
+    """Log the counters (and write them to ``path``): at the end, or on SIGUSR1 while serving."""
+    summary = {**server.summary(), "threads": threads}
+    log.info("%s: %d messages, %d frames in %d batches (mean %s), %d malformed, %d refused, %d rejected "
+             "connections, %d overloaded; %d devices live, %d forgotten", what, summary["messages"],
+             summary["batched_frames"], summary["batches"], summary["mean_batch"], summary["malformed"],
+             summary["refused_handshakes"], summary["rejected_connections"], summary["overloaded"],
+             summary["peers"], summary["expired_peers"])
+    for identity, device in summary["devices"].items():
+        log.info("  %s [%s]: %d frames, %d results, %d errors, %d overloaded, %d B in", device["name"],
+                 identity[:8], device["frames"], device["results"], device["errors"], device["overloaded"],
+                 device["bytes_in"])
+    if path:
+        partial = Path(path + ".partial")
+        partial.write_text(json.dumps(summary, indent=1))
+        partial.replace(path)  # whole or not at all, for a reader polling it
+    return summary

@@ -36,35 +36,23 @@ outage falls back to local inference at once — and the device computes the fra
 enters the window as the rate it has at most (its bytes over the time waited). While local wins, a copy of
 a frame is offloaded every ``probe_ms`` (backing off to ``max_probe_ms``; the frame's own result still comes
 from local inference, so probing an outage costs no latency) so that the policy notices when the link comes
-back, and the window keeps filling. The policy is pure (times in ms are passed in), so the device
-runtime and the discrete-event simulator run the very same code. Its public methods hold a lock: the
-device calls them from its compute thread (choose, probe, local costs) and its I/O thread (answers, losses).
+back, and the window keeps filling.
+
+The policy keeps one ledger of the offloads it counts on, keyed by the device's sequence number: the device
+tells it what it really sent (:meth:`sent`) and how each one ended (:meth:`answered`, :meth:`lost`,
+:meth:`gave_up`, :meth:`failed`). Its choices (:meth:`choose`, :meth:`probe`) change nothing: a frame chosen
+for an offload that the prefilter then drops never enters the ledger. The policy is pure (times in ms are
+passed in), so the device session (:mod:`splitinf.runtime.session`) runs the very same code in the real
+client and in the discrete-event simulator.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import numpy as np
-
-Method = TypeVar("Method", bound=Callable)
-
-
-def locked(method: Method) -> Method:
-    """Run ``method`` holding the policy's lock (re-entrant: public methods call each other)."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        with self._lock:
-            return method(self, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
 
 DEVICE_SAMPLES = 64  # recent device times kept per mode: its tail moves with the board's load
 # Uplink rates needed in the window before an offload's tail is forecast from them: the 95th percentile of
@@ -116,6 +104,7 @@ class ModeEstimate:
 class Offload:
     """An offload awaiting its answer."""
 
+    name: str
     sent_ms: float
     give_up_ms: float  # after this long without an answer, the link is taken for gone
     due_ms: float  # when its answer is expected
@@ -135,7 +124,6 @@ class AdaptivePolicy:
             raise ValueError(f"the policy's lookahead must be at least 1 frame, got {lookahead}")
         if not any(m.local for m in modes):
             raise ValueError("the adaptive policy needs a local mode to fall back to")
-        self._lock = threading.RLock()
         self.modes = {m.name: m for m in modes}
         self.rate_bps = initial_rate_bps
         self.half_life_ms, self.probe_ms, self.base_rtt_ms = half_life_ms, probe_ms, base_rtt_ms
@@ -148,11 +136,9 @@ class AdaptivePolicy:
         self.probe_interval_ms = probe_ms  # doubles while probes keep finding local faster (to max_probe_ms)
         self.last_update_ms = 0.0
         self.last_offload_ms = -1e18
-        self.outstanding: list[Offload] = []  # oldest first
-        self.choices: dict[str, int] = {name: 0 for name in self.modes}
+        self.outstanding: dict[int, Offload] = {}  # by the device's sequence number, oldest first
         self.probes = 0  # copies of locally computed frames offloaded to measure the link
 
-    @locked
     def expected_ms(self, mode: ModeEstimate) -> float:
         """The mean latency of a frame in this mode, from when the device starts on it."""
         if mode.local:
@@ -161,7 +147,10 @@ class AdaptivePolicy:
             return float("inf")
         return mode.device_ms + mode.uplink_bytes * 8 / self.rate_bps * 1000 + mode.edge_ms + self.base_rtt_ms
 
-    @locked
+    def network_ms(self, mode: ModeEstimate) -> float:
+        """The mean time from sending an offload to its answer."""
+        return self.expected_ms(mode) - mode.device_ms
+
     def tail_ms(self, mode: ModeEstimate, now_ms: float) -> float:
         """The ``quantile`` of this mode's latency from when the device starts on a frame (its age aside):
         the measured device times, plus for an offload the bytes at each uplink rate of the window."""
@@ -185,25 +174,17 @@ class AdaptivePolicy:
             return 0.0
         return busy_ms % self.frame_period_ms
 
-    @locked
     def slot_due(self, now_ms: float) -> bool:
         """Whether the oldest offload a frame waits on is due to be answered now (late by less than a frame
         period): then a full in-flight window is worth waiting for. Later than that, the link is suspect and
         waiting would make frames miss their turn."""
-        waited = [o for o in self.outstanding if o.waited_on]
-        return bool(waited) and 0 <= now_ms - waited[0].due_ms <= max(self.frame_period_ms, 50.0)
+        waited = next((o for o in self.outstanding.values() if o.waited_on), None)
+        return waited is not None and 0 <= now_ms - waited.due_ms <= max(self.frame_period_ms, 50.0)
 
-    @locked
     def choose(self, now_ms: float, window_full: bool = False, age_ms: float = 0.0) -> str:
         """The mode for a frame captured ``age_ms`` ago that the device starts now; ``window_full``: no
         offload can be sent now (too many frames in flight): an offload is chosen only if an answer is due
-        (the device then waits for its slot)."""
-        if self.outstanding:  # an answer far later than expected: the link is probably gone
-            oldest = self.outstanding[0]
-            if now_ms - oldest.sent_ms > oldest.give_up_ms and self.rate_bps > 0:
-                self.rate_bps = 0.0
-                if self._settle(answered=False):  # its rate was at most this
-                    self._sample(now_ms, oldest.uplink_bytes * 8 / (now_ms - oldest.sent_ms) * 1000)
+        (the device then waits for its slot). Choosing records nothing: the device says what it sent."""
         can_offload = not window_full or self.slot_due(now_ms)
         margin = self.margin + self.distrust * self.unanswered_share
         forecast = {name: self._forecast_ms(mode, now_ms, margin) for name, mode in self.modes.items()}
@@ -221,12 +202,7 @@ class AdaptivePolicy:
         def rank(mode: ModeEstimate) -> tuple[float, float]:  # the slowest frame ahead; on a tie, this frame
             return slowest_ahead(mode.name, age_ms, self.lookahead), age_ms + forecast[mode.name]
 
-        best = min((m for m in self.modes.values() if m.local or can_offload), key=rank)
-        if not best.local:
-            self._sent(now_ms, best, waited_on=True)
-            self.probe_interval_ms = self.probe_ms  # the link is worth using: probe promptly after the next outage
-        self.choices[best.name] += 1
-        return best.name
+        return min((m for m in self.modes.values() if m.local or can_offload), key=rank).name
 
     def _forecast_ms(self, mode: ModeEstimate, now_ms: float, margin: float) -> float:
         """The mode's tail, an offload's network share of it raised by ``margin``: local's tail is known, an
@@ -236,7 +212,6 @@ class AdaptivePolicy:
             return tail
         return tail + margin * (tail - mode.device_tail_ms(self.quantile))
 
-    @locked
     def probe(self, now_ms: float) -> str | None:
         """While local wins: the offload mode in which to send a *copy* of the frame just computed locally, so
         that the link's rate is measured again without making that frame wait on it — after ``probe_ms`` of
@@ -244,38 +219,74 @@ class AdaptivePolicy:
         every probe loads the link and the edge; after every local frame while the window holds too few rates
         to forecast from (at start, or after a minute without answers). The mode with the least device
         compute is picked (the device re-sends that mode's last payload when it has one, so a probe usually
-        costs it no compute at all)."""
+        costs it no compute at all). Asking records nothing: the device says when it sent the probe."""
         offloads = [m for m in self.modes.values() if not m.local]
         self._forget(now_ms)
         learning = len(self.rate_samples) < MIN_RATE_SAMPLES
         if not offloads or (not learning and now_ms - self.last_offload_ms < self.probe_interval_ms):
             return None
-        mode = min(offloads, key=lambda m: m.device_ms)
-        self._sent(now_ms, mode, waited_on=False)
-        self.probes += 1
-        self.probe_interval_ms = min(2 * self.probe_interval_ms, self.max_probe_ms)
-        return mode.name
+        return min(offloads, key=lambda m: m.device_ms).name
 
-    @locked
     def give_up_ms(self, name: str) -> float:
         """How long after sending an offload of this mode the device stops waiting for it: it then takes the
         link for gone and computes that frame locally (it still has it)."""
         expected = self.expected_ms(self.modes[name])
         return max(3 * expected, 300.0) if expected != float("inf") else 1000.0
 
-    def _sent(self, now_ms: float, mode: ModeEstimate, waited_on: bool) -> None:
-        self.last_offload_ms = now_ms
-        due = now_ms + self.expected_ms(mode)
-        self.outstanding.append(Offload(now_ms, self.give_up_ms(mode.name), due, mode.uplink_bytes, waited_on))
+    # --- the ledger: what the device sent, and how each offload ended ---------------------------------------
 
-    def _settle(self, answered: bool) -> bool:
-        """The oldest offload was answered or given up on; returns whether it counts against the link. An
-        answer restores trust; only an offload a frame waited on costs it when lost, and only such a loss
-        enters the window of rates (a lost probe cost no frame anything — probing a dead link is its job — and
-        an outage's probes would otherwise keep the link's tail infinite for a minute after it ended)."""
-        if not self.outstanding:
-            return False
-        waited_on = self.outstanding.pop(0).waited_on
+    def sent(self, key: int, name: str, now_ms: float, uplink_bytes: float, waited_on: bool = True) -> None:
+        """The device sent offload ``key`` (its sequence number) in mode ``name``; ``waited_on``: a frame waits
+        on it (False: a probe, a copy of a frame answered locally)."""
+        mode = self.modes[name]
+        self.last_offload_ms = now_ms
+        self.outstanding[key] = Offload(name, now_ms, self.give_up_ms(name), now_ms + self.network_ms(mode),
+                                        uplink_bytes, waited_on)
+        if waited_on:
+            self.probe_interval_ms = self.probe_ms  # the link is worth using: probe promptly after the next outage
+        else:
+            self.probes += 1
+            self.probe_interval_ms = min(2 * self.probe_interval_ms, self.max_probe_ms)
+
+    def answered(self, key: int, result_ms: float, edge_ms: float) -> None:
+        """Offload ``key``'s result came back: its bytes took what the round trip leaves."""
+        offload = self.outstanding.pop(key, None)
+        if offload is None:
+            return
+        self._settle(offload, answered=True)
+        transfer_ms = max(result_ms - offload.sent_ms - edge_ms - self.base_rtt_ms, 1.0)
+        self._blend(offload.uplink_bytes * 8 / (transfer_ms / 1000), result_ms)
+
+    def lost(self, key: int, now_ms: float) -> None:
+        """Offload ``key`` got no answer in time (or the edge could not take it): the link is (nearly) gone."""
+        offload = self.outstanding.pop(key, None)
+        if offload is None:
+            return
+        self._blend(0.0, now_ms, remember=self._settle(offload, answered=False))
+        if self.rate_bps < 1e3:
+            self.rate_bps = 0.0
+
+    def gave_up(self, key: int, now_ms: float) -> None:
+        """The device stopped waiting for offload ``key`` (far later than expected): the link is probably
+        gone; its rate was at most its bytes over the time waited."""
+        offload = self.outstanding.pop(key, None)
+        if offload is None:
+            return
+        self.rate_bps = 0.0
+        if self._settle(offload, answered=False):
+            self._sample(now_ms, offload.uplink_bytes * 8 / max(now_ms - offload.sent_ms, 1.0) * 1000)
+
+    def failed(self, key: int) -> None:
+        """Offload ``key`` was refused by the edge for its content (an ERROR reply): the link carried it, so
+        it says nothing about the link."""
+        self.outstanding.pop(key, None)
+
+    def _settle(self, offload: Offload, answered: bool) -> bool:
+        """An offload was answered or not; returns whether it counts against the link. An answer restores
+        trust; only an offload a frame waited on costs it when lost, and only such a loss enters the window of
+        rates (a lost probe cost no frame anything — probing a dead link is its job — and an outage's probes
+        would otherwise keep the link's tail infinite for a minute after it ended)."""
+        waited_on = offload.waited_on
         if answered or waited_on:
             w = self.distrust_weight
             self.unanswered_share = (1 - w) * self.unanswered_share + w * (0.0 if answered else 1.0)
@@ -299,22 +310,6 @@ class AdaptivePolicy:
         if remember:
             self._sample(now_ms, sample_bps)
 
-    @locked
-    def observe(self, name: str, sent_ms: float, result_ms: float, edge_ms: float) -> None:
-        """An offloaded frame's result came back: its uplink bytes took what the round trip leaves."""
-        mode = self.modes[name]
-        self._settle(answered=True)
-        transfer_ms = max(result_ms - sent_ms - edge_ms - self.base_rtt_ms, 1.0)
-        self._blend(mode.uplink_bytes * 8 / (transfer_ms / 1000), result_ms)
-
-    @locked
-    def observe_loss(self, now_ms: float) -> None:
-        """An offloaded frame got no answer in time: the link is (nearly) gone."""
-        self._blend(0.0, now_ms, remember=self._settle(answered=False))
-        if self.rate_bps < 1e3:
-            self.rate_bps = 0.0
-
-    @locked
     def update_mode(self, name: str, *, device_ms: float | None = None, uplink_bytes: float | None = None,
                     edge_ms: float | None = None, weight: float = 0.2) -> None:
         """Fold a measurement of a mode's own costs into its estimate (device times are also kept as samples)."""

@@ -159,6 +159,23 @@ def poller(*sockets: zmq.Socket) -> zmq.Poller:
     return p
 
 
+def receive(sock: zmq.Socket) -> list[bytes] | None:
+    """The next message waiting on ``sock``, or None when there is none (never blocks)."""
+    try:
+        return sock.recv_multipart(zmq.NOBLOCK)
+    except zmq.Again:
+        return None
+
+
+def send(sock: zmq.Socket, frames: list[bytes]) -> bool:
+    """Hand a message to ``sock`` without blocking: False when no peer can take it now."""
+    try:
+        sock.send_multipart(frames, zmq.NOBLOCK)
+        return True
+    except zmq.Again:
+        return False
+
+
 def inproc_pair(name: str) -> tuple[zmq.Socket, zmq.Socket]:
     """Two connected PAIR sockets inside the process: a thread hands messages to the socket-owning thread."""
     a, b = _socket(zmq.PAIR), _socket(zmq.PAIR)

@@ -14,7 +14,7 @@ import zmq
 
 from splitinf.data import resolve, video_frames
 from splitinf.models import build_detector
-from splitinf.protocol import Hello, encode
+from splitinf.protocol import PROTOCOL_VERSION, Hello, encode
 from splitinf.runtime.policy import MIN_RATE_SAMPLES
 from splitinf.runtime.processes import device_command as _device_command
 from splitinf.runtime.processes import device_results, half_the_cores, script
@@ -59,9 +59,9 @@ def hostile_client(address: str, stop: threading.Event) -> None:
     payloads = [
         [b"\x00\xff random bytes"],
         [b"\x93\x01"],  # truncated msgpack array
-        [msgpack.packb({"t": "frame", "v": 1, "seq": "x"})],  # wrong types
+        [msgpack.packb({"t": "frame", "v": PROTOCOL_VERSION, "seq": "x"})],  # wrong types
         [b"\xdb\xff\xff\xff\xff"],  # a str claiming 4 GB
-        [msgpack.packb({"t": "frame", "v": 1, "seq": 1, "t_capture": 0, "mode": "split",
+        [msgpack.packb({"t": "frame", "v": PROTOCOL_VERSION, "seq": 1, "t_capture": 0, "mode": "split",
                         "geometry": [[1, 1], [1, 1], [1, 1]], "codec": "minmax8"}), b"payload"],  # no handshake
         encode(Hello("intruder", "0123456789abcdef", {"model": "other"})),  # wrong fingerprint
         [b"x" * 70_000],  # header too big

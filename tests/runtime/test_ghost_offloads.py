@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from splitinf.head import load_prefilter
 
 from splitinf.runtime.device import DeviceClient
@@ -20,9 +19,6 @@ from .conftest import VIDEO
 from .scripted_edge import ScriptedEdge
 
 FRAMES = 12
-# Written before the fix (issue 23: one device core): the policy then kept its own oldest-first ledger that
-# the device never told about filtered or failed frames. strict: the fix must turn these into passes.
-GHOSTS_LIVE = pytest.mark.xfail(strict=True, reason="the policy's ledger is not keyed by sequence number yet")
 
 
 def setup() -> ModelSetup:
@@ -40,7 +36,6 @@ def run(client: DeviceClient) -> dict:
     return client.run(FrameSource(VIDEO, fps=10, start=700), FRAMES)
 
 
-@GHOSTS_LIVE
 def test_a_split_frame_the_prefilter_drops_leaves_no_offload_behind():
     model = setup()
     never_keeps = load_prefilter(find_checkpoint(DEFAULT_PREFILTER), DEFAULT_MODEL, threshold=0.999999)
@@ -53,7 +48,6 @@ def test_a_split_frame_the_prefilter_drops_leaves_no_offload_behind():
     assert len(client.policy.outstanding) == 0
 
 
-@GHOSTS_LIVE
 def test_a_frame_failed_by_an_error_reply_leaves_no_offload_behind():
     model = setup()
     with ScriptedEdge(model.fingerprint, lambda seq: "payload" if seq % 3 == 1 else "result") as edge:
