@@ -97,6 +97,20 @@ class SplitEncoder:
         return Payload(SPLIT, geometry, self.codec.name, data), stages
 
 
+def device_halves(detector: SplittableDetector, modes: set[str], *, split: str | None, bottleneck, codec: Codec,
+                  jpeg_quality: int = 90, jpeg_size: tuple[int, int] | None = None,
+                  prefilter: Prefilter | None = None, slowdown: float = 1.0) -> dict:
+    """The device halves of ``modes``, built once (a head only where split is among them)."""
+    halves: dict = {}
+    if LOCAL in modes:
+        halves[LOCAL] = LocalCompute(detector, slowdown)
+    if JPEG in modes:
+        halves[JPEG] = JpegEncoder(jpeg_quality, jpeg_size)
+    if SPLIT in modes:
+        halves[SPLIT] = SplitEncoder(Head(detector, split, bottleneck).eval(), codec, prefilter, slowdown)
+    return halves
+
+
 class PrefilterGate:
     """The prefilter on its own, where no head runs (the ``jpeg`` and ``local`` modes): the detector's
     preprocessing and trunk up to the prefilter's block."""

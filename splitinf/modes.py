@@ -16,3 +16,16 @@ MODES = (SPLIT, JPEG, LOCAL)  # what a device can do with a frame
 OFFLOAD_MODES = (SPLIT, JPEG)  # what crosses the wire (a FRAME's mode)
 DEVICE_MODES = (*MODES, AUTO)  # what splitinf-device --mode takes
 AUTO_MODES = (LOCAL, JPEG, SPLIT)  # what --mode auto chooses from, by default
+
+
+def check_device_modes(mode: str, auto_modes: tuple[str, ...], connect: str | None, slowdown: float) -> None:
+    """A device's mode, what ``--mode auto`` may choose from (local, its fallback, and any offload mode), and
+    that an offloading mode has an edge to offload to; one clear error each."""
+    if mode not in DEVICE_MODES:
+        raise ValueError(f"mode must be one of {DEVICE_MODES}, got {mode!r}")
+    if mode != LOCAL and not connect:
+        raise ValueError(f"mode {mode!r} needs --connect tcp://HOST:PORT of an edge (or a relay)")
+    if slowdown < 1:
+        raise ValueError(f"slowdown emulates a slower board and must be >= 1, got {slowdown}")
+    if mode == AUTO and (LOCAL not in auto_modes or not set(auto_modes) <= set(AUTO_MODES)):
+        raise ValueError(f"auto modes must include local and be among {AUTO_MODES}, got {','.join(auto_modes)}")

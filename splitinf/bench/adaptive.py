@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from splitinf.experiments.costs import load_costs, measure_costs, save_costs
-from splitinf.experiments.pipeline_sim import ModeCost, SimResult, fixed, simulate
+from splitinf.experiments.pipeline_sim import AUTO, ModeCost, SimResult, simulate
 from splitinf.experiments.sweep import DOWNLINK, link, shared_traces
 from splitinf.models import build_detector
 from splitinf.options import deprecated_alias
@@ -58,41 +58,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
 
-def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace, seed: int = 0):
+def run_auto(costs: dict[str, ModeCost], trace: str, args: argparse.Namespace, seed: int = 0) -> SimResult:
     # The policy starts from the measured device times, as a device that has run each mode for a while would.
     modes = [ModeEstimate(c.name, c.device_ms, c.uplink_bytes, c.edge_ms, c.device_samples_ms) for c in costs.values()]
     policy = AdaptivePolicy(modes, base_rtt_ms=2 * args.delay_ms, frame_period_ms=1000 / args.fps)
-
-    def observe(cost: ModeCost, capture: float, sent: float, result: float) -> None:
-        if result - capture > args.deadline_ms:
-            policy.observe_loss(capture + args.deadline_ms)
-        else:
-            policy.observe(cost.name, sent, result, cost.edge_ms)
-
-    def probe(now: float) -> ModeCost | None:
-        name = policy.probe(now)
-        return costs[name] if name else None
-
-    def choose(now: float, window_full: bool, age: float) -> ModeCost:
-        return costs[policy.choose(now, window_full, age)]
-
-    frames = int(args.seconds * args.fps)
-    return simulate(choose, frames, args.fps, link(trace, args.delay_ms),
-                    link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, observe=observe, probe=probe,
-                    rescue_after=lambda cost: policy.give_up_ms(cost.name), rescue_with=costs["local"],
-                    seed=seed, name="auto"), policy
+    return simulate(costs, AUTO, int(args.seconds * args.fps), args.fps, link(trace, args.delay_ms),
+                    link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, policy=policy, seed=seed)
 
 
 def run_fixed(cost: ModeCost, trace: str, args: argparse.Namespace, seed: int = 0) -> SimResult:
-    return simulate(fixed(cost), int(args.seconds * args.fps), args.fps, link(trace, args.delay_ms),
-                    link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, seed=seed, name=cost.name)
+    return simulate({cost.name: cost}, cost.name, int(args.seconds * args.fps), args.fps, link(trace, args.delay_ms),
+                    link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, seed=seed)
 
 
-def summary(autos: list[tuple[SimResult, AdaptivePolicy]], costs: dict[str, ModeCost]) -> dict:
+def summary(autos: list[SimResult], costs: dict[str, ModeCost]) -> dict:
     """Auto's p95 averaged over seeds, and what it chose, probed and rescued in all of them."""
-    return {"auto_p95_ms": round(float(np.mean([a.percentile(95) for a, _ in autos])), 1),
-            "auto_choices": {m: sum(a.choices.count(m) for a, _ in autos) for m in costs},
-            "probes": sum(p.probes for _, p in autos), "rescued": sum(a.rescued for a, _ in autos)}
+    return {"auto_p95_ms": round(float(np.mean([a.percentile(95) for a in autos])), 1),
+            "auto_choices": {m: sum(a.choices.count(m) for a in autos) for m in costs},
+            "probes": sum(a.probes for a in autos), "rescued": sum(a.rescued for a in autos)}
 
 
 def paired(a: list[float], b: list[float]) -> tuple[float, float]:
@@ -131,9 +114,9 @@ def main(args: argparse.Namespace) -> int:
         fixed_p95 = {name: float(np.mean(p95s)) for name, p95s in fixed_runs.items()}
         best = min(fixed_p95, key=fixed_p95.get)
         autos = [run_auto(costs, trace, args, s) for s in seeds]
-        margin, error = paired([a.percentile(95) for a, _ in autos], fixed_runs[best])
-        frames = sum(a.frames for a, _ in autos)
-        accounted = sum(len(a.latencies_ms) + a.stale for a, _ in autos)
+        margin, error = paired([a.percentile(95) for a in autos], fixed_runs[best])
+        frames = sum(a.frames for a in autos)
+        accounted = sum(len(a.outcomes) for a in autos)
         results[trace] = {**summary(autos, costs), "best_fixed_p95_ms": round(fixed_p95[best], 1),
                           "best_fixed_mode": best, "accounted": accounted, "frames": frames,
                           "auto_minus_best_ms": round(margin, 2), "standard_error_ms": round(error, 2)}

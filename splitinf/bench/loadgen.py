@@ -1,91 +1,104 @@
-"""Simulated devices: threads that speak the real protocol to an edge, sending prepared payloads as fast as
-the edge answers (each with its own in-flight window) — to measure what the edge alone can serve."""
+"""Simulated devices: threads that drive the device session over a real socket, sending prepared payloads as
+fast as the edge answers (each with its own in-flight window) — to measure what the edge alone can serve,
+and to load it beyond that.
+
+Each simulated device is a :class:`~splitinf.runtime.session.DeviceSession` (the device's own rules:
+handshake, heartbeats, deadlines, overload backoff, accounting) with no camera and no compute: a new frame
+exists whenever its window has room, and its payload is one prepared by the real device half.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from splitinf.head import Head
-from splitinf.protocol import Frame, Hello, Result, Welcome, decode, encode
+from splitinf.head.modes import SplitEncoder
+from splitinf.modes import SPLIT
+from splitinf.protocol import Payload
 from splitinf.runtime import transport
+from splitinf.runtime.session import Action, DeviceSession, Job, Outcome, Reconnect, Send
 from splitinf.runtime.setup import ModelSetup
 
 
-@dataclass(frozen=True)
-class Prepared:
-    payload: bytes
-    geometry: tuple
-    codec: str
-
-
-def prepare_payloads(setup: ModelSetup, images: Sequence[Tensor]) -> list[Prepared]:
+def prepare_payloads(setup: ModelSetup, images: Sequence[Tensor]) -> list[Payload]:
     """What a real device would send for these frames (head, codec, geometry)."""
-    head = Head(setup.detector, setup.split, setup.bottleneck).eval()
-    prepared = []
-    with torch.inference_mode():
-        for image in images:
-            features, geometries = head([image])
-            prepared.append(Prepared(setup.codec.compress(features[0].cpu()), tuple(geometries[0]), setup.codec.name))
-    return prepared
+    encoder = SplitEncoder(Head(setup.detector, setup.split, setup.bottleneck).eval(), setup.codec)
+    return [encoder(image)[0] for image in images]
+
+
+def _now() -> float:
+    return time.perf_counter_ns() / 1e6
 
 
 class SimulatedDevice(threading.Thread):
-    def __init__(self, address: str, setup: ModelSetup, payloads: list[Prepared], stop: threading.Event,
-                 window: int = 1, name: str = "sim") -> None:
+    def __init__(self, address: str, setup: ModelSetup, payloads: list[Payload], stop: threading.Event,
+                 window: int = 1, name: str = "sim", deadline_ms: float = 10_000.0) -> None:
         super().__init__(daemon=True, name=name)
-        self.address, self.setup, self.payloads, self.stop, self.window = address, setup, payloads, stop, window
-        self.completions: list[int] = []  # perf_counter_ns of every result
-        self.errors = 0
+        self.address, self.payloads, self.stop, self.window = address, payloads, stop, window
+        self.session = DeviceSession(mode=SPLIT, fingerprint=setup.fingerprint, config=setup.config, name=name,
+                                     min_score=0.3, window=window, deadline_ms=deadline_ms)
+        self.completions: list[float] = []  # perf_counter ms of every result
+        self.outcomes: list[Outcome] = []
         self.error: str | None = None
 
     def run(self) -> None:
+        session = self.session
         sock = transport.device_socket(self.address)
+        pending: list[Action] = session.start(_now())
+        seq = 0
         try:
-            hello = Hello(self.name, self.setup.fingerprint, self.setup.config, 0.3)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                with contextlib.suppress(transport.Again):
-                    sock.send_multipart(encode(hello), transport.NOBLOCK)
-                if sock.poll(500) and isinstance(decode(sock.recv_multipart()), Welcome):
-                    break
-            else:
-                self.error = "no WELCOME from the edge"
-                return
-            seq, in_flight = 0, 0
-            while not self.stop.is_set():
-                while in_flight < self.window:
-                    item = self.payloads[seq % len(self.payloads)]
-                    sock.send_multipart(encode(Frame(seq, time.perf_counter_ns(), "split", item.geometry,
-                                                     item.codec, item.payload)))
-                    seq, in_flight = seq + 1, in_flight + 1
-                if sock.poll(200):
-                    message = decode(sock.recv_multipart())
-                    in_flight -= 1
-                    if isinstance(message, Result):
-                        self.completions.append(time.perf_counter_ns())
-                    else:
-                        self.errors += 1
+            while not self.stop.is_set() and not session.fatal:
+                sock = self._act(sock, pending)
+                now = _now()
+                pending = []
+                if session.connected and session.slot is None and len(session.in_flight) < self.window:
+                    pending += session.captured(seq, now)
+                    seq += 1
+                job, actions = session.next_job(now)
+                pending += actions
+                if job is not None:
+                    pending += self._offload(job, now)
+                if sock.poll(5 if job is None else 0):
+                    while (frames := transport.receive(sock)) is not None:
+                        pending += session.received(frames, _now())
+                pending += session.tick(_now())
+            if session.fatal:
+                self.error = session.fatal
         finally:
+            self._act(sock, session.interrupt(_now()))
             sock.close(linger=0)
 
+    def _offload(self, job: Job, now: float) -> list[Action]:
+        return self.session.offloaded(job, now, self.payloads[job.seq % len(self.payloads)], {})
 
-def edge_throughput(address: str, setup: ModelSetup, payloads: list[Prepared], devices: int,
+    def _act(self, sock, actions: list[Action]):
+        for action in actions:
+            if isinstance(action, Reconnect):
+                sock.close(linger=0)
+                sock = transport.device_socket(self.address)
+            elif isinstance(action, Send) and not transport.send(sock, action.frames) and action.seq is not None:
+                self._act(sock, self.session.send_failed(action.seq, _now()))
+            elif isinstance(action, Outcome):
+                self.outcomes.append(action)
+                if action.outcome == "edge":
+                    self.completions.append(action.done_ms)
+        return sock
+
+
+def edge_throughput(address: str, setup: ModelSetup, payloads: list[Payload], devices: int,
                     seconds: float = 8.0, warmup: float = 2.0, window: int = 1) -> float:
     """Results per second the edge returns to ``devices`` simulated devices (after a warm-up)."""
     stop = threading.Event()
     threads = [SimulatedDevice(address, setup, payloads, stop, window, f"sim-{i}") for i in range(devices)]
     for thread in threads:
         thread.start()
-    start = time.perf_counter_ns() + int(warmup * 1e9)
+    start = _now() + warmup * 1000
     time.sleep(warmup + seconds)
-    end = time.perf_counter_ns()
+    end = _now()
     stop.set()
     for thread in threads:
         thread.join(timeout=10)
@@ -93,4 +106,4 @@ def edge_throughput(address: str, setup: ModelSetup, payloads: list[Prepared], d
     if failed:
         raise RuntimeError(f"simulated devices failed: {failed[0]}")
     done = sum(1 for t in threads for c in t.completions if start <= c <= end)
-    return done / ((end - start) / 1e9)
+    return done / ((end - start) / 1000)

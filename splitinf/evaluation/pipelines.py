@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from splitinf.bottleneck import Bottleneck, Codec
-from splitinf.data import decode_jpeg, jpeg_bytes, resize_rgb
 from splitinf.head import Head
-from splitinf.models import SplittableDetector
+from splitinf.head.modes import JpegEncoder, LocalCompute, SplitEncoder
+from splitinf.models import Geometry, SplittableDetector
 from splitinf.tail import Tail
+from splitinf.tail.modes import JpegDecoder, SplitDecoder
 
 Output = tuple[dict[str, Tensor], int | None]
 
@@ -31,46 +32,40 @@ class Pipeline:
 
 
 def unsplit(detector: SplittableDetector) -> Pipeline:
-    return Pipeline("unsplit", lambda image: (detector([image])[0], None), "local")
+    local = LocalCompute(detector)
+    return Pipeline("unsplit", lambda image: (local(image)[0], None), "local")
 
 
-def scale_boxes(detections: dict[str, Tensor], from_size: tuple[int, int], to_size: tuple[int, int]) -> dict:
-    sy, sx = to_size[0] / from_size[0], to_size[1] / from_size[1]
-    scaled = dict(detections)
-    scaled["boxes"] = detections["boxes"] * detections["boxes"].new_tensor([sx, sy, sx, sy])
-    return scaled
+def _offload(encoder, decoder) -> Callable[[Tensor], Output]:
+    """A frame through a mode's device half and edge half, as deployed: its real bytes, boxes in its pixels."""
+
+    def run(image: Tensor) -> Output:
+        payload, _ = encoder(image)
+        decoded = decoder.decode(payload.data, payload.codec)
+        return decoder([decoded], [Geometry(*payload.geometry)])[0], len(payload.data)
+
+    return run
 
 
 def jpeg(detector: SplittableDetector, quality: int, resolution: str) -> Pipeline:
     """JPEG offload at ``resolution`` "original" or "input" (the model's input size, boxes scaled back)."""
     if resolution not in ("original", "input"):
         raise ValueError(f"JPEG resolution must be 'original' or 'input', got {resolution!r}")
+    encoders: dict[tuple[int, int] | None, JpegEncoder] = {}
 
     def run(image: Tensor) -> Output:
-        original = tuple(image.shape[-2:])
-        sent = image
-        if resolution == "input":
-            _, geometries = detector.preprocess([image])
-            sent = resize_rgb(image, geometries[0].resized)
-        payload = jpeg_bytes(sent, quality)
-        detections = detector([decode_jpeg(payload)])[0]
-        if resolution == "input":
-            detections = scale_boxes(detections, tuple(sent.shape[-2:]), original)
-        return detections, len(payload)
+        size = detector.preprocess([image])[1][0].resized if resolution == "input" else None
+        encoder = encoders.setdefault(size, JpegEncoder(quality, size))
+        return _offload(encoder, decoder)(image)
 
+    decoder = JpegDecoder(detector)
     return Pipeline(f"jpeg q{quality} {resolution}", run, "jpeg", quality, resolution)
 
 
 def split(detector: SplittableDetector, codec: Codec, *, split_point: str | None = None,
           bottleneck: Bottleneck | None = None, name: str | None = None) -> Pipeline:
     """Split inference as deployed: head → codec bitstream (its real bytes, header included) → tail."""
-    head = Head(detector, split_point, bottleneck)
-    tail = Tail(detector, split_point, bottleneck)
-
-    def run(image: Tensor) -> Output:
-        features, geometries = head([image])
-        payload = codec.compress(features[0])
-        return tail(codec.decompress(payload)[None], geometries)[0], len(payload)
-
+    encoder = SplitEncoder(Head(detector, split_point, bottleneck), codec)
+    decoder = SplitDecoder(Tail(detector, split_point, bottleneck), codec)
     label = name or f"split {split_point or 'bottleneck'} {codec.name}"
-    return Pipeline(label, run, "split")
+    return Pipeline(label, _offload(encoder, decoder), "split")

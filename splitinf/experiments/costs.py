@@ -17,12 +17,15 @@ import numpy as np
 import torch
 
 from splitinf.bottleneck import load_for
-from splitinf.data import PERSON_VIDEO, decode_jpeg, jpeg_bytes, resize_rgb, video_frames
+from splitinf.data import PERSON_VIDEO, video_frames
+from splitinf.detections import to_result
 from splitinf.experiments.pipeline_sim import ModeCost
 from splitinf.head import Head
-from splitinf.models import SplittableDetector
-from splitinf.protocol import Frame, Result, encode
+from splitinf.head.modes import JpegEncoder, LocalCompute, SplitEncoder
+from splitinf.models import Geometry, SplittableDetector
+from splitinf.protocol import Frame, Payload, encode
 from splitinf.tail import Tail
+from splitinf.tail.modes import JpegDecoder, SplitDecoder
 
 RPI4_SSDLITE_MS = 160.0  # middle of the published 110–210 ms for SSDLite-MobileNetV2 on a Raspberry Pi 4
 
@@ -56,56 +59,46 @@ def _device_cost(name: str, samples_ms: list[float], factor: float, *rest) -> Mo
 
 
 def _result_bytes(detections: dict, min_score: float = 0.05) -> int:
-    n = int((detections["scores"] >= min_score).sum())
-    return sum(len(f) for f in encode(Result(0, n, b"\0" * 16 * n, b"\0" * 4 * n, b"\0" * 4 * n,
-                                             {"queue": 1.0, "decode": 1.0, "tail": 1.0}, 1)))
+    return sum(len(f) for f in encode(to_result(0, detections, min_score, {"queue": 1.0, "decode": 1.0, "tail": 1.0},
+                                                1)))
 
 
-def _frame_bytes(payload: bytes, codec: str) -> int:
-    return sum(len(f) for f in encode(Frame(1_000_000, 10**15, "split", ((432, 768), (300, 300), (300, 300)),
-                                            codec, payload)))
+def _frame_bytes(payload: Payload) -> int:
+    return sum(len(f) for f in encode(Frame(1_000_000, 10**15, payload.mode, payload.geometry, payload.codec,
+                                            payload.data, budget_ms=1000.0)))
 
 
 def measure_costs(detector: SplittableDetector, checkpoints: list[str], *, jpeg_quality: int = 90,
                   jpeg_size: tuple[int, int] = (300, 300), frames: int = 16, slowdown: float | str = "auto"
                   ) -> tuple[dict[str, ModeCost], float]:
-    """Per-mode costs (device-side scaled) and the slowdown factor used. Device times keep their spread
-    over ``frames`` real frames: a real device's compute varies from frame to frame, and a simulator with
-    constant times phase-locks frames to the camera in ways no real device does."""
+    """Per-mode costs (device-side scaled) and the slowdown factor used, measured with each mode's own
+    device and edge halves. Device times keep their spread over ``frames`` real frames: a real device's
+    compute varies from frame to frame, and a simulator with constant times phase-locks frames to the camera
+    in ways no real device does."""
     images = list(video_frames(PERSON_VIDEO, max_frames=frames, step=47))
+    local = LocalCompute(detector)
     with torch.inference_mode():
-        result_bytes = int(np.mean([_result_bytes(detector([im])[0]) for im in images]))
-
-    def encode_jpeg(im):
-        return jpeg_bytes(resize_rgb(im, jpeg_size), jpeg_quality)
-
-    device_fns = {"local": lambda im: detector([im]), "jpeg": encode_jpeg}
-    splits = {}  # name -> (tail, codec, what its device function encoded)
+        result_bytes = int(np.mean([_result_bytes(local(im)[0]) for im in images]))
+    halves: dict[str, tuple] = {"jpeg": (JpegEncoder(jpeg_quality, jpeg_size), JpegDecoder(detector), [])}
     for path in checkpoints:
         bottleneck = load_for(path, detector)
-        head, tail = Head(detector, bottleneck=bottleneck), Tail(detector, bottleneck=bottleneck)
-        codec, encoded = bottleneck.codec(), []
+        encoder = SplitEncoder(Head(detector, bottleneck=bottleneck).eval(), bottleneck.codec())
+        decoder = SplitDecoder(Tail(detector, bottleneck=bottleneck).eval(), bottleneck.codec())
+        halves[f"split:{Path(path).stem}"] = (encoder, decoder, [])
 
-        def device(im, head=head, codec=codec, encoded=encoded):
-            latent, geometry = head([im])
-            encoded.append((codec.compress(latent[0]), geometry))
+    def device(encoder, made):
+        return lambda im: made.append(encoder(im)[0])  # keep what it made: the edge's inputs
 
-        name = f"split:{Path(path).stem}"
-        device_fns[name] = device
-        splits[name] = (tail, codec, encoded)
+    device_fns = {"local": local, **{name: device(enc, made) for name, (enc, _, made) in halves.items()}}
     device_times = interleaved_times_ms(device_fns, images)
     local_times = device_times["local"]
     factor = RPI4_SSDLITE_MS / float(np.median(local_times)) if slowdown == "auto" else float(slowdown)
     costs = {"local": _device_cost("local", local_times, factor)}
-    payloads = [encode_jpeg(im) for im in images]
-    costs["jpeg"] = _device_cost("jpeg", device_times["jpeg"], factor,
-                                 int(np.mean([_frame_bytes(p, "jpeg") for p in payloads])),
-                                 median_ms(lambda p: detector([decode_jpeg(p)]), payloads), result_bytes)
-    for name, (tail, codec, encoded) in splits.items():
-        encoded = encoded[-len(images):]
-        edge_ms = median_ms(lambda item, tail=tail, codec=codec: tail(codec.decompress(item[0])[None], item[1]),
-                            encoded)
-        size = int(np.mean([_frame_bytes(p, codec.name) for p, _ in encoded]))
+    for name, (_, decoder, made) in halves.items():
+        payloads = made[-len(images):]
+        edge_ms = median_ms(lambda p, decoder=decoder: decoder([decoder.decode(p.data, p.codec)],
+                                                               [Geometry(*p.geometry)]), payloads)
+        size = int(np.mean([_frame_bytes(p) for p in payloads]))
         costs[name] = _device_cost(name, device_times[name], factor, size, edge_ms, result_bytes)
     return costs, factor
 

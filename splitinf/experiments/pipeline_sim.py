@@ -1,22 +1,32 @@
-"""The device runtime's real-time policy, replayed without real time over netsim's link models.
+"""The device, replayed without real time over netsim's link models: the very device session the real client
+runs (:class:`~splitinf.runtime.session.DeviceSession`), driven by a discrete-event loop.
 
-A camera captures frames at ``fps``. The device computes one frame at a time, keeps at most ``window``
-frames in flight, always takes the newest frame when it becomes free (older ones are stale) and drops a
-frame whose result is not back ``deadline_ms`` after capture. In ``split``/``jpeg`` mode the payload crosses
-the uplink (a :class:`~splitinf.netsim.channel.Direction`), the edge serves requests in arrival order, and
-the result crosses the downlink; ``local`` mode computes everything on the device.
+A camera captures frames at ``fps``. The session decides what the device computes and when (newest frame
+wins, the in-flight window, deadlines, give-ups and rescues, probes, ``--mode auto``'s policy); each
+computation takes the device time of its mode, drawn from the measured ones. Every message the session
+sends crosses the uplink (a :class:`~splitinf.netsim.channel.Direction`): a FRAME waits for the edge, which
+serves one at a time in arrival order for the mode's edge time, and its RESULT crosses the downlink;
+greetings and heartbeats are answered at once. The handshake is done before the first capture, as the real
+client waits for it.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from splitinf.modes import JPEG, SPLIT
 from splitinf.netsim.channel import Direction
+from splitinf.protocol import Error, Frame, Heartbeat, Hello, Payload, Result, Welcome, decode, encode
+from splitinf.runtime.policy import AdaptivePolicy
+from splitinf.runtime.session import REPLACED, DeviceSession, Job, Outcome, Send
+
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,10 @@ class ModeCost:
     def local(self) -> bool:
         return self.uplink_bytes == 0
 
+    @property
+    def wire_mode(self) -> str:
+        return JPEG if self.name == JPEG else SPLIT  # "split" or "split:CHECKPOINT"
+
 
 @dataclass
 class SimResult:
@@ -43,10 +57,12 @@ class SimResult:
     latencies_ms: list[float] = field(default_factory=list)
     delivered_at_ms: list[float] = field(default_factory=list)
     stale: int = 0  # replaced by a newer frame, or past the deadline
-    expired: int = 0  # of which: lost to the network (missed the deadline, or skipped behind unanswered frames)
+    expired: int = 0  # of which: lost to the network (late, or skipped while the device waited on the link)
     rescued: int = 0  # offloads given up on and computed locally instead
     deadline_ms: float = 2000.0
     choices: list[str] = field(default_factory=list)
+    probes: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
 
     def percentile(self, q: float) -> float:
         """Latency percentile over the delivered frames plus those lost to the network, which count as the
@@ -62,120 +78,159 @@ class SimResult:
         sent = [costs[c].uplink_bytes for c in self.choices]
         return float(np.mean(sent)) / 1024 if sent else 0.0
 
+    def add(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        if outcome.outcome in ("edge", "local") and outcome.latency_ms <= self.deadline_ms:
+            self.latencies_ms.append(outcome.latency_ms)
+            self.delivered_at_ms.append(outcome.captured_ms)
+            return
+        self.stale += 1
+        if outcome.reason != REPLACED:  # lost to the link, not to the device's own compute
+            self.expired += 1
 
-Chooser = Callable[[float, bool, float], ModeCost]  # (start ms, in-flight window full, frame age ms) -> its mode
-# observe(cost, capture_ms, sent_ms, result_ms): every offloaded frame's outcome, for adaptive policies
-Observer = Callable[[ModeCost, float, float, float], None]
-Prober = Callable[[float], "ModeCost | None"]  # after a local frame: the mode of a copy sent to probe the link
 
+class _Run:
+    """One simulated run: the event loop around a session."""
 
-def fixed(cost: ModeCost) -> Chooser:
-    """Always the same mode (waiting for a free in-flight slot when the window is full)."""
-    return lambda _now, _full, _age: cost
+    def __init__(self, session: DeviceSession, costs: dict[str, ModeCost], uplink: Direction, downlink: Direction,
+                 result: SimResult, quantiles: np.ndarray, edge: Callable[[int], str]) -> None:
+        self.session, self.costs, self.uplink, self.downlink, self.result = session, costs, uplink, downlink, result
+        self.edge = edge
+        self.quantiles = quantiles
+        self.events: list[tuple[float, int, str, object]] = []
+        self.order = itertools.count()
+        self.edge_free = -math.inf
+        self.device_free = -math.inf  # when the device's compute is free
+        self.tick_at = math.inf
+        self.started = 0.0  # when the device started its current job
+        self.sent_cost: dict[int, ModeCost] = {}  # FRAME sequence number → its mode's cost
+        self.encoded: set[str] = set()  # modes with a payload the device could re-send as a probe
+        self.samples = {name: sorted(c.device_samples_ms) for name, c in costs.items()}
+        header = encode(Frame(10**6, 10**15, SPLIT, ((1, 1), (1, 1), (1, 1)), "x" * 24, b"", 1000.0))
+        self.header_bytes = sum(len(f) for f in header)
 
+    def push(self, at: float, kind: str, data: object = None) -> None:
+        heapq.heappush(self.events, (at, next(self.order), kind, data))
 
-def simulate(choose: Chooser, frames: int, fps: float, uplink: Direction, downlink: Direction, *,
-             window: int = 2, deadline_ms: float = 2000.0, observe: Observer | None = None,
-             probe: Prober | None = None, rescue_after: Callable[[ModeCost], float] | None = None,
-             rescue_with: ModeCost | None = None, start_ms: float = 0.0, seed: int = 0, name: str = ""
-             ) -> SimResult:
-    """Replay ``frames`` captures at ``fps`` through the policy: ``choose`` picks each frame's mode (told
-    whether the in-flight window is full; a chooser that still offloads waits for a slot), ``observe`` hears
-    about every offload when its result (or its deadline) comes, and ``probe`` may send a copy of a locally
-    computed frame once it is done (its result only feeds ``observe``). The first capture happens at
-    ``start_ms`` of link time (to replay a trace from where a real run met it). Device times are drawn from a
-    cost's measured samples, frame ``i`` always at the same (seeded) quantile whatever its mode, so that runs
-    of different modes differ only by their modes (common random numbers). A probe re-sends the last payload
-    of its mode (the device keeps it), so only the first probe of a mode never offloaded costs compute.
-    With ``rescue_after`` (ms after sending) the device gives up waiting for an offload's result and computes
-    that frame with ``rescue_with`` (local) as soon as it is free; the frame gets whichever result is first."""
-    period = 1000.0 / fps
-    result = SimResult(name, frames, deadline_ms=deadline_ms)
-    # What the device learns (a result, or a deadline passing) reaches the policy only when it happens.
-    news: list[tuple[float, int, ModeCost, float, float, float]] = []
-    device_free, edge_free = 0.0, 0.0
-    slots = [0.0] * window  # when each in-flight slot frees up
-    next_frame = 0
-    quantiles = np.random.default_rng(seed).random(frames)
-    encoded: set[str] = set()  # modes with a payload the device could re-send as a probe
-    rescues: list[tuple[float, int, float, float]] = []  # (give-up time, frame, capture, network result)
+    def device_ms(self, cost: ModeCost, frame: int) -> float:
+        samples = self.samples[cost.name]
+        return samples[int(self.quantiles[frame] * len(samples))] if samples else cost.device_ms
 
-    def record(capture: float, output: float) -> None:
-        if output - capture > deadline_ms:
-            result.stale += 1
-            result.expired += 1
-        else:
-            result.latencies_ms.append(output - capture)
-            result.delivered_at_ms.append(capture)
+    def payload(self, cost: ModeCost) -> Payload:
+        return Payload(cost.wire_mode, ((1, 1), (1, 1), (1, 1)), cost.name,
+                       b"\0" * max(cost.uplink_bytes - self.header_bytes, 1))
 
-    sorted_samples: dict[tuple[float, ...], list[float]] = {}  # sorted once per cost, not once per frame
+    def act(self, actions: list, now: float) -> None:
+        for action in actions:
+            if isinstance(action, Outcome):
+                self.result.add(action)
+            elif isinstance(action, Send):
+                self.transmit(action, now)  # a Reconnect needs nothing here: the link is the same
 
-    def device_ms(cost: ModeCost, frame: int) -> float:
-        if not cost.device_samples_ms:
-            return cost.device_ms
-        samples = sorted_samples.get(cost.device_samples_ms)
-        if samples is None:
-            samples = sorted_samples[cost.device_samples_ms] = sorted(cost.device_samples_ms)
-        return samples[int(quantiles[frame] * len(samples))]
+    def transmit(self, send: Send, now: float) -> None:
+        """A message crosses the uplink; the edge answers it, and its answer crosses the downlink."""
+        arrival = self.uplink.send_message(sum(len(f) for f in send.frames), now)
+        if arrival is None:  # a datagram of it was lost
+            return
+        if send.seq is None:  # a greeting or a heartbeat: answered at once
+            message = decode(send.frames)
+            reply = Welcome("sim", message.fingerprint, 1) if isinstance(message, Hello) else Heartbeat()
+            self.reply(encode(reply), arrival, 0)
+            return
+        cost = self.sent_cost.pop(send.seq)
+        answer = self.edge(send.seq)
+        if answer != "result":
+            if answer != "silence":
+                self.reply(encode(Error(answer, "scripted", send.seq)), arrival, 0)
+            return
+        start = max(arrival, self.edge_free)
+        self.edge_free = start + cost.edge_ms
+        timing = {"queue": start - arrival, "decode": 0.0, "tail": cost.edge_ms}
+        self.reply(encode(Result(send.seq, 0, b"", b"", b"", timing, 1)), self.edge_free, cost.downlink_bytes)
 
-    def newest_at(t: float) -> int:
-        """The newest frame captured by ``t`` (the next one to come, before its capture)."""
-        return min(frames - 1, max(next_frame, int(math.floor((t - start_ms) / period + 1e-9))))
+    def reply(self, frames: list[bytes], at: float, size: int) -> None:
+        arrival = self.downlink.send_message(max(size, sum(len(f) for f in frames)), at)
+        if arrival is not None:
+            self.push(arrival, "message", frames)
 
-    def offload(cost: ModeCost, sent: float) -> float:
-        nonlocal edge_free
-        arrival = uplink.send_message(cost.uplink_bytes, sent)
-        edge_start = max(arrival, edge_free)
-        edge_free = edge_start + cost.edge_ms
-        return downlink.send_message(max(cost.downlink_bytes, 1), edge_free)
-
-    while next_frame < frames or rescues:
-        # The policy decides when the device is free; only an offload needs a free in-flight slot.
-        ready = max(device_free, start_ms + next_frame * period) if next_frame < frames else math.inf
-        if rescues and max(device_free, rescues[0][0]) <= ready:  # a frame given up on comes first
-            at, frame, capture, output = heapq.heappop(rescues)
-            device_free = max(device_free, at) + device_ms(rescue_with, frame)
-            result.rescued += 1
-            record(capture, min(output, device_free))
-            continue
-        while news and news[0][0] <= ready:
-            _, _, cost, capture_ms, sent_ms, result_ms = heapq.heappop(news)
-            observe(cost, capture_ms, sent_ms, result_ms)
-        cost = choose(ready, slots[0] > ready, ready - (start_ms + newest_at(ready) * period))
-        start = ready if cost.local else max(ready, slots[0])
-        network_bound = start > ready  # waiting for unanswered frames, not for the device's own compute
-        newest = newest_at(start)
-        capture = start_ms + newest * period
-        start = max(start, capture)
-        skipped = newest - next_frame  # replaced by a newer frame while the pipeline was busy
-        result.stale += skipped
-        if network_bound:
-            result.expired += skipped  # lost to the link: the window was full of unanswered frames
-        result.choices.append(cost.name)
-        done_compute = start + device_ms(cost, newest)
+    def computed(self, job: Job, now: float) -> None:
+        session = self.session
+        cost = self.costs[job.mode]
         if cost.local:
-            output = device_free = done_compute
-            copy = probe(done_compute) if probe is not None else None
-            if copy is not None:
-                device_free = done_compute + (0.0 if copy.name in encoded else device_ms(copy, newest))
-                encoded.add(copy.name)
-                probed = offload(copy, device_free)
-                if observe is not None:
-                    heapq.heappush(news, (min(probed, capture + deadline_ms), newest, copy, capture, device_free,
-                                          probed))
-        else:
-            encoded.add(cost.name)
-            output = offload(cost, done_compute)
-            device_free = done_compute
-            if observe is not None:
-                heapq.heappush(news, (min(output, capture + deadline_ms), newest, cost, capture, done_compute, output))
-            give_up = done_compute + rescue_after(cost) if rescue_after is not None else math.inf
-            if output > give_up and give_up < capture + deadline_ms:
-                heapq.heapreplace(slots, give_up)  # the device stops waiting for it: its slot is free again
-                heapq.heappush(rescues, (give_up, newest, capture, output))
-                next_frame = newest + 1
-                continue
-            heapq.heapreplace(slots, min(output, capture + deadline_ms))
-        record(capture, output)
-        next_frame = newest + 1
+            self.act(session.computed_local(job, now, None, {"local": now - self.started}), now)
+            if job.probe is not None:
+                probe = self.costs[job.probe]
+                extra = 0.0 if probe.name in self.encoded else self.device_ms(probe, job.seq)
+                self.encoded.add(probe.name)
+                self.device_free = now + extra
+                self.push(now + extra, "probe", probe)
+            return
+        self.encoded.add(cost.name)
+        self.sent_cost[job.seq] = cost
+        actions = session.offloaded(job, now, self.payload(cost), {"head": now - self.started})
+        if not any(isinstance(a, Send) for a in actions):
+            self.sent_cost.pop(job.seq)
+        self.act(actions, now)
+
+    def run(self, frames: int, period: float, start_ms: float) -> None:
+        session = self.session
+        for i in range(frames):
+            self.push(start_ms + i * period, "capture", i)
+        while self.events:
+            now, _, kind, data = heapq.heappop(self.events)
+            if kind == "capture":
+                self.act(session.captured(data, now), now)
+                if data == frames - 1:
+                    session.source_finished()
+            elif kind == "computed":
+                self.computed(data, now)
+            elif kind == "probe":
+                self.sent_cost[session.next_probe_seq] = data
+                actions = session.probe_ready(data.name, now, self.payload(data))
+                if not actions:
+                    self.sent_cost.pop(session.next_probe_seq)
+                self.act(actions, now)
+            elif kind == "message":
+                self.act(session.received(data, now), now)
+            elif kind == "tick":
+                self.tick_at = math.inf
+                self.act(session.tick(now), now)
+            if now >= self.device_free:  # the device is free: what now?
+                job, actions = session.next_job(now)
+                self.act(actions, now)
+                if job is not None:
+                    cost = self.costs[job.mode]
+                    if not job.rescue:
+                        self.result.choices.append(job.mode)
+                    self.started = now
+                    self.device_free = now + self.device_ms(cost, job.seq)
+                    self.push(self.device_free, "computed", job)
+            if session.done():
+                return
+            at = session.next_timer_ms()
+            if at < self.tick_at:
+                self.tick_at = at
+                self.push(at, "tick")
+
+
+def simulate(costs: dict[str, ModeCost], mode: str, frames: int, fps: float, uplink: Direction,
+             downlink: Direction, *, window: int = 2, deadline_ms: float = 2000.0,
+             policy: AdaptivePolicy | None = None, fallback_local: bool = False, start_ms: float = 0.0,
+             seed: int = 0, name: str = "", edge: Callable[[int], str] = lambda seq: "result") -> SimResult:
+    """Replay ``frames`` captures at ``fps`` in ``mode`` (the name of one of ``costs``, or ``auto`` with a
+    ``policy`` over them). The first capture happens at ``start_ms`` of link time (to replay a trace from where
+    a real run met it). Device times are drawn from a cost's measured samples, frame ``i`` always at the same
+    (seeded) quantile whatever its mode, so that runs of different modes differ only by their modes (common
+    random numbers). ``edge`` says how the edge answers each FRAME (by sequence number): ``result`` (after
+    its edge time), ``silence`` (never), or the code of an ERROR it replies at once."""
+    if mode != AUTO and mode not in costs:
+        raise ValueError(f"mode {mode!r} has no cost (known: {', '.join(costs)})")
+    session = DeviceSession(mode=mode, fingerprint="simulated", config={}, window=window, deadline_ms=deadline_ms,
+                            fallback_local=fallback_local, policy=policy)
+    result = SimResult(name or mode, frames, deadline_ms=deadline_ms)
+    run = _Run(session, costs, uplink, downlink, result, np.random.default_rng(seed).random(frames), edge)
+    session.start(start_ms - 1.0)
+    session.received(encode(Welcome("sim", "simulated", 1)), start_ms - 1.0)
+    run.run(frames, 1000.0 / fps, start_ms)
+    result.rescued, result.probes = session.rescued, session.probes["sent"]
     return result

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from splitinf.data import PERSON_VIDEO
 from splitinf.experiments.costs import load_costs, measure_costs
-from splitinf.experiments.pipeline_sim import ModeCost, SimResult, fixed, simulate
+from splitinf.experiments.pipeline_sim import ModeCost, SimResult, simulate
 from splitinf.models import build_detector
 from splitinf.netsim.channel import Direction
 from splitinf.netsim.cli import parse_link, trace_folders
@@ -69,7 +69,7 @@ def link(spec: str, delay_ms: float) -> Direction:
 
 
 def run_point(cost: ModeCost, uplink: str, args: argparse.Namespace) -> SimResult:
-    return simulate(fixed(cost), args.frames, args.fps, link(uplink, args.delay_ms),
+    return simulate({cost.name: cost}, cost.name, args.frames, args.fps, link(uplink, args.delay_ms),
                     link(DOWNLINK, args.delay_ms), name=cost.name)
 
 
@@ -115,7 +115,7 @@ def validate_with_relay(args: argparse.Namespace, checkpoint: str | None, points
                             int(summary["bytes_per_frame"]) if mode != "local" else 0,
                             stage.get("decode", 0) + stage.get("tail", 0), int(summary["downlink_bytes_per_frame"]),
                             device_samples_ms=device)
-            sim = simulate(fixed(cost), args.relay_frames, args.fps, link(uplink, args.delay_ms),
+            sim = simulate({mode: cost}, mode, args.relay_frames, args.fps, link(uplink, args.delay_ms),
                            link(DOWNLINK, args.delay_ms), deadline_ms=5000, start_ms=first_capture_ms)
             real = stage.get("total", float("nan"))
             out.append({"mode": mode, "uplink": uplink, "real_p50_ms": round(real, 1),

@@ -8,6 +8,7 @@ and ticks the session's clock (greetings, heartbeats, deadlines, give-ups, recon
 
 from __future__ import annotations
 
+import contextlib
 import socket as pysocket
 import threading
 import time
@@ -17,25 +18,17 @@ import torch
 from torch import Tensor
 
 from splitinf.detections import kept
-from splitinf.head import Head, Prefilter
-from splitinf.head.modes import JpegEncoder, LocalCompute, PrefilterGate, SplitEncoder
-from splitinf.modes import AUTO, AUTO_MODES, DEVICE_MODES, JPEG, LOCAL, SPLIT
+from splitinf.head import Prefilter
+from splitinf.head.modes import PrefilterGate, device_halves
+from splitinf.modes import AUTO, AUTO_MODES, LOCAL, SPLIT, check_device_modes
 from splitinf.runtime import transport
-from splitinf.runtime.policy import AdaptivePolicy, ModeEstimate
-from splitinf.runtime.session import Action, DeviceSession, Job, Outcome, Reconnect, Send
+from splitinf.runtime.policy import starting_policy
+from splitinf.runtime.session import Action, DeviceSession, EdgeRefused, Job, Outcome, Reconnect, Send
 from splitinf.runtime.setup import ModelSetup
 from splitinf.runtime.sources import FrameSource
 
-# --mode auto starts from rough costs (a small board, a 1 Mbit/s link); measurements replace them.
-ROUGH = {LOCAL: ModeEstimate(LOCAL, 160.0), JPEG: ModeEstimate(JPEG, 5.0, 20_000, 60.0),
-         SPLIT: ModeEstimate(SPLIT, 60.0, 2_500, 30.0)}
 
-
-class EdgeRefused(RuntimeError):
-    """The edge answered the handshake with an error that retrying cannot fix (e.g. a different model)."""
-
-
-def _now() -> float:
+def _now() -> float:  # the session's clock: the monotonic clock, in ms
     return time.perf_counter_ns() / 1e6
 
 
@@ -46,26 +39,13 @@ class DeviceClient:
                  key: str | None = None, server_key: str | None = None, connect_timeout_s: float = 15.0,
                  on_outcome: Callable[[Outcome, Tensor | None], None] | None = None, slowdown: float = 1.0,
                  prefilter: Prefilter | None = None, auto_modes: tuple[str, ...] = AUTO_MODES) -> None:
-        if mode not in DEVICE_MODES:
-            raise ValueError(f"mode must be one of {DEVICE_MODES}, got {mode!r}")
-        if mode != LOCAL and not connect:
-            raise ValueError(f"mode {mode!r} needs --connect tcp://HOST:PORT of an edge (or a relay)")
-        if slowdown < 1:
-            raise ValueError(f"slowdown emulates a slower board and must be >= 1, got {slowdown}")
-        if mode == AUTO and (LOCAL not in auto_modes or not set(auto_modes) <= set(AUTO_MODES)):
-            raise ValueError(f"auto modes must include local and be among {AUTO_MODES}, got {','.join(auto_modes)}")
+        check_device_modes(mode, auto_modes, connect, slowdown)
         uses = set(auto_modes) if mode == AUTO else {mode} | ({LOCAL} if fallback_local else set())
-        detector = setup.detector
-        self.halves: dict[str, Callable] = {}
-        if LOCAL in uses:
-            self.halves[LOCAL] = LocalCompute(detector, slowdown)
-        if JPEG in uses:
-            self.halves[JPEG] = JpegEncoder(jpeg_quality, jpeg_size)
-        if SPLIT in uses:
-            head = Head(detector, setup.split, setup.bottleneck).eval()
-            self.halves[SPLIT] = SplitEncoder(head, setup.codec, prefilter, slowdown)
-        self.gate = PrefilterGate(detector, prefilter, slowdown) if prefilter is not None else None
-        self.policy = AdaptivePolicy([ROUGH[m] for m in auto_modes]) if mode == AUTO else None
+        self.halves = device_halves(setup.detector, uses, split=setup.split, bottleneck=setup.bottleneck,
+                                    codec=setup.codec, jpeg_quality=jpeg_quality, jpeg_size=jpeg_size,
+                                    prefilter=prefilter, slowdown=slowdown)
+        self.gate = PrefilterGate(setup.detector, prefilter, slowdown) if prefilter is not None else None
+        self.policy = starting_policy(auto_modes) if mode == AUTO else None
         self.session = DeviceSession(mode=mode, fingerprint=setup.fingerprint, config=setup.config,
                                      name=name or f"device@{pysocket.gethostname()}", min_score=min_score,
                                      window=window, deadline_ms=deadline_ms, fallback_local=fallback_local,
@@ -93,9 +73,8 @@ class DeviceClient:
             self._await_edge()
         threads[0].start()
         try:
-            self._compute_loop()
-        except KeyboardInterrupt:
-            pass
+            with contextlib.suppress(KeyboardInterrupt):
+                self._compute_loop()
         finally:
             self.stop.set()
             for thread in threads:
@@ -126,15 +105,11 @@ class DeviceClient:
             for captured in source.frames(max_frames):
                 if self.stop.is_set():
                     break
-                with self.changed:
-                    self.images[captured.index] = captured.image
-                    actions = self.session.captured(captured.index, captured.captured_ns / 1e6, captured.decode_ms)
-                    self.changed.notify_all()
-                self._record(actions)
+                self.images[captured.index] = captured.image
+                self._record(self._locked(self.session.captured, captured.index, captured.captured_ns / 1e6,
+                                          captured.decode_ms))
         finally:
-            with self.changed:
-                self.session.source_finished()
-                self.changed.notify_all()
+            self._locked(self.session.source_finished)
 
     def _compute_loop(self) -> None:
         while not self.stop.is_set():
@@ -177,9 +152,8 @@ class DeviceClient:
         """From the compute thread: messages go to the I/O thread, outcomes to the sinks."""
         for action in actions:
             if isinstance(action, Send):
-                self.outbox.send_multipart([(-1 if action.seq is None else action.seq).to_bytes(8, "little",
-                                                                                               signed=True),
-                                            *action.frames])
+                tag = (-1 if action.seq is None else action.seq).to_bytes(8, "little", signed=True)
+                self.outbox.send_multipart([tag, *action.frames])
         self._record(actions)
 
     def _record(self, actions: list[Action]) -> None:

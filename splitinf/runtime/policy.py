@@ -100,6 +100,15 @@ class ModeEstimate:
         return float(np.interp(q * (len(deciles) - 1), np.arange(len(deciles)), deciles))
 
 
+# --mode auto starts from rough costs (a small board, a 1 Mbit/s link); measurements replace them.
+ROUGH_COSTS = {"local": (160.0, 0, 0.0), "jpeg": (5.0, 20_000, 60.0), "split": (60.0, 2_500, 30.0)}
+
+
+def starting_policy(modes: tuple[str, ...]) -> AdaptivePolicy:
+    """A policy for a device that has measured nothing yet, over ``modes`` (names of :data:`ROUGH_COSTS`)."""
+    return AdaptivePolicy([ModeEstimate(m, *ROUGH_COSTS[m]) for m in modes])
+
+
 @dataclass
 class Offload:
     """An offload awaiting its answer."""

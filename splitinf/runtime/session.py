@@ -55,6 +55,10 @@ HELLO_BACKOFF_MS = (250.0, 2000.0)  # first and longest wait between greetings o
 OVERLOAD_BACKOFF_MS = (100.0, 2000.0)  # first and longest pause of offloads after an ``overloaded`` reply
 
 
+class EdgeRefused(RuntimeError):
+    """The edge answered the handshake with an error that retrying cannot fix (e.g. a different model)."""
+
+
 @dataclass
 class Outcome:
     """How a frame ended: one per captured frame."""
@@ -197,28 +201,29 @@ class DeviceSession:
         if self.fatal:
             return []
         actions: list[Action] = []
-        if not self.connected and now_ms - self.hello_at >= self.hello_backoff_ms:
+        if not self.connected and now_ms >= self.hello_at + self.hello_backoff_ms:
             actions += self._greet(now_ms)  # libzmq reconnects the socket itself; we only repeat the greeting
             self.hello_backoff_ms = min(2 * self.hello_backoff_ms, HELLO_BACKOFF_MS[1])
-        if self.connected and now_ms - self.last_heard_ms > DEVICE_LIVENESS * self.heartbeat_ms:
+        if self.connected and now_ms >= self.last_heard_ms + DEVICE_LIVENESS * self.heartbeat_ms:
             actions += self._lost(now_ms, "edge lost (no reply)")
-        elif self.connected and now_ms - self.last_sent_ms >= self.heartbeat_ms:
+        elif self.connected and now_ms >= self.last_sent_ms + self.heartbeat_ms:
             actions.append(self._send(Heartbeat(), now_ms))
             self.heartbeats += 1
-        for seq in [s for s, f in self.in_flight.items() if now_ms > f.deadline_ms]:
+        for seq in [s for s, f in self.in_flight.items() if now_ms >= f.deadline_ms]:
             if self.policy is not None:
                 self.policy.lost(seq, now_ms)
             actions.append(self._finish(self.in_flight.pop(seq), "stale", now_ms, reason="deadline passed"))
-        for seq in [s for s, p in self.probes_in_flight.items() if now_ms > p.deadline_ms]:
+        for seq in [s for s, p in self.probes_in_flight.items() if now_ms >= p.deadline_ms]:
             del self.probes_in_flight[seq]
             self.policy.lost(seq, now_ms)
-        for seq in [s for s, f in self.in_flight.items() if now_ms > f.give_up_ms]:
+        for seq in [s for s, f in self.in_flight.items() if now_ms >= f.give_up_ms]:
             self.policy.gave_up(seq, now_ms)  # far later than expected: the link is probably gone
             self._rescue(self.in_flight.pop(seq))
         return actions
 
     def next_timer_ms(self) -> float:
-        """The next time :meth:`tick` has something to do (for a driver without a clock of its own)."""
+        """The next time :meth:`tick` has something to do (for a driver without a clock of its own): a tick at
+        that time does it."""
         times = [f.deadline_ms for f in self.in_flight.values()] + [f.give_up_ms for f in self.in_flight.values()]
         times += [p.deadline_ms for p in self.probes_in_flight.values()]
         if self.connected:
@@ -275,8 +280,9 @@ class DeviceSession:
         self.slot = frame
         return actions
 
-    def source_finished(self) -> None:
+    def source_finished(self) -> list[Action]:
         self.source_done = True
+        return []
 
     def done(self) -> bool:
         """Every frame of a finished source is accounted for."""

@@ -1,18 +1,37 @@
 """The adaptive policy: lowest tail latency over a frame and the next, reaction to rate changes and outages,
 probing."""
 
+import itertools
+
 import numpy as np
 import pytest
 from splitinf.netsim.channel import Direction
 from splitinf.netsim.schedule import ConstantRate, WithOutages
 
-from splitinf.experiments.pipeline_sim import ModeCost, fixed, simulate
+from splitinf.experiments.pipeline_sim import AUTO, ModeCost, simulate
 from splitinf.runtime.device import DeviceClient
 from splitinf.runtime.policy import MIN_RATE_SAMPLES, AdaptivePolicy, ModeEstimate
 from splitinf.runtime.setup import ModelSetup
 
 MODES = [ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 40.0),
          ModeEstimate("split", 50.0, 2_500, 30.0)]
+
+
+KEYS = itertools.count()  # the device's sequence numbers, for the offloads the tests send
+
+
+def answer(policy: AdaptivePolicy, name: str, sent_ms: float, result_ms: float, edge_ms: float) -> None:
+    """An offload of ``name`` sent at ``sent_ms`` and answered at ``result_ms``."""
+    key = next(KEYS)
+    policy.sent(key, name, sent_ms, policy.modes[name].uplink_bytes)
+    policy.answered(key, result_ms, edge_ms)
+
+
+def lose(policy: AdaptivePolicy, name: str, sent_ms: float, now_ms: float) -> None:
+    """An offload of ``name`` a frame waited on, sent at ``sent_ms``, unanswered at ``now_ms``."""
+    key = next(KEYS)
+    policy.sent(key, name, sent_ms, policy.modes[name].uplink_bytes)
+    policy.lost(key, now_ms)
 
 
 def fresh() -> AdaptivePolicy:
@@ -25,7 +44,7 @@ def measured(policy: AdaptivePolicy, name: str, rate_bps: float, until_ms: float
     mode = policy.modes[name]
     for i in range(MIN_RATE_SAMPLES, 0, -1):
         sent = until_ms - 100 * i
-        policy.observe(name, sent, sent + mode.uplink_bytes * 8 / rate_bps * 1000 + mode.edge_ms + 40, mode.edge_ms)
+        answer(policy, name, sent, sent + mode.uplink_bytes * 8 / rate_bps * 1000 + mode.edge_ms + 40, mode.edge_ms)
     policy.rate_bps = rate_bps
 
 
@@ -37,13 +56,13 @@ def feed(policy: AdaptivePolicy, rate_bps: float, start_ms: float, seconds: floa
         choices.append(name)
         offloaded = name if name != "local" else policy.probe(t)  # the frame itself, or a copy probing the link
         if offloaded is not None:
-            mode = policy.modes[offloaded]
-            sent = t + mode.device_ms
+            mode, key = policy.modes[offloaded], next(KEYS)
+            sent = t + mode.device_ms if name != "local" else t  # a probe re-sends a payload: no compute
+            policy.sent(key, offloaded, sent, mode.uplink_bytes, waited_on=name != "local")
             if rate_bps > 0:
-                result = sent + mode.uplink_bytes * 8 / rate_bps * 1000 + mode.edge_ms + 40
-                policy.observe(offloaded, sent, result, mode.edge_ms)
+                policy.answered(key, sent + mode.uplink_bytes * 8 / rate_bps * 1000 + mode.edge_ms + 40, mode.edge_ms)
             else:
-                policy.observe_loss(t + 2000)
+                policy.lost(key, t + 2000)
         t += 100
     return choices
 
@@ -60,7 +79,7 @@ def test_the_link_is_trusted_only_once_measured_enough_and_probed_every_frame_un
     policy = AdaptivePolicy([ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 40.0)],
                             frame_period_ms=100)
     jpeg = policy.modes["jpeg"]
-    policy.observe("jpeg", 0, 0 + 3.2 + 40 + 40, 40.0)  # one fast answer is no forecast (the link may burst)
+    answer(policy, "jpeg", 0, 0 + 3.2 + 40 + 40, 40.0)  # one fast answer is no forecast (the link may burst)
     assert policy.tail_ms(jpeg, 100) == float("inf") and policy.choose(100) == "local"
     measured(policy, "jpeg", 50e6, 2000)
     assert policy.tail_ms(jpeg, 2000) == pytest.approx(5 + 3.2 + 80)
@@ -78,7 +97,7 @@ def test_ranks_by_the_tail_so_a_link_that_dips_gets_the_small_payload():
     against split's 50 + 40 + 70 = 160 ms."""
     policy = fresh()
     for i in range(200):
-        policy.observe("split", i * 100.0, i * 100.0 + (2_500 * 8 / (0.5e6 if i % 10 == 0 else 20e6) * 1000 + 70), 30)
+        answer(policy, "split", i * 100.0, i * 100.0 + (2_500 * 8 / (0.5e6 if i % 10 == 0 else 20e6) * 1000 + 70), 30)
     policy.rate_bps = 20e6  # the current estimate: a good moment
     assert policy.expected_ms(policy.modes["jpeg"]) < policy.expected_ms(policy.modes["split"])
     assert policy.tail_ms(policy.modes["jpeg"], 20_000) == pytest.approx(5 + 20_000 * 8 / 0.5e6 * 1000 + 80)
@@ -90,10 +109,10 @@ def test_outage_falls_back_to_local_and_probes_back():
     policy = fresh()
     feed(policy, 5e6, 0, 30)  # half a minute of a good link: the window of rates is full of it
     probes = policy.probes
-    during = feed(policy, 0, 30_000, 3)
+    during = feed(policy, 0, 30_000, 3.2)
     assert during[-20:] == ["local"] * 20  # within a second of silence every frame is computed locally …
     assert policy.probes - probes >= 2  # … and copies of frames still probe the link, every second
-    after = feed(policy, 5e6, 33_000, 3)
+    after = feed(policy, 5e6, 33_200, 3)
     assert after[-5:] != ["local"] * 5
 
 
@@ -139,6 +158,7 @@ def test_a_full_window_is_waited_for_only_when_an_answer_is_due():
     policy.modes.pop("jpeg")
     measured(policy, "split", 20e6, 0.0)  # split: expected back 50 + 1 + 30 + 40 = 121 ms after it is chosen
     assert policy.choose(0.0) == "split"
+    policy.sent(next(KEYS), "split", 50.0, 2_500)  # sent once its head ran: due 1 + 30 + 40 ms later
     assert not policy.slot_due(100.0) and policy.choose(100.0, window_full=True) == "local"
     assert policy.slot_due(121.0) and policy.choose(130.0, window_full=True) == "split"
 
@@ -151,31 +171,17 @@ def test_simulated_auto_beats_fixed_modes_on_a_link_with_an_outage():
     def uplink():
         return Direction(WithOutages(ConstantRate(2e6), [(10_000.0, 16_000.0)]), delay_ms=20)
 
-    fixed_runs = {n: simulate(fixed(c), 300, 10, uplink(), Direction(ConstantRate(20e6), delay_ms=20))
+    fixed_runs = {n: simulate({n: c}, n, 300, 10, uplink(), Direction(ConstantRate(20e6), delay_ms=20))
                   for n, c in costs.items()}
-    policy = fresh()
-
-    def observe(cost, capture, sent, result):
-        if result - capture > 2000:
-            policy.observe_loss(capture + 2000)
-        else:
-            policy.observe(cost.name, sent, result, cost.edge_ms)
-
-    def probe(now):
-        name = policy.probe(now)
-        return costs[name] if name else None
-
-    auto = simulate(lambda now, full, age: costs[policy.choose(now, full, age)], 300, 10, uplink(),
-                    Direction(ConstantRate(20e6), delay_ms=20), observe=observe, probe=probe,
-                    rescue_after=lambda cost: policy.give_up_ms(cost.name), rescue_with=costs["local"])
-    assert len(auto.latencies_ms) + auto.stale == 300
+    auto = simulate(costs, AUTO, 300, 10, uplink(), Direction(ConstantRate(20e6), delay_ms=20), policy=fresh())
+    assert len(auto.latencies_ms) + auto.stale == len(auto.outcomes) == 300
     assert auto.percentile(95) <= min(r.percentile(95) for r in fixed_runs.values())
 
 
 def test_device_auto_chooses_only_among_the_modes_it_is_given():
     setup = ModelSetup.build("ssdlite_mobilenet_v2_person", None, "s16", None)
     client = DeviceClient(setup, "tcp://127.0.0.1:9", mode="auto", auto_modes=("local", "jpeg"))
-    assert set(client.policy.modes) == {"local", "jpeg"} and client.head is None  # no split: no head to run
+    assert set(client.policy.modes) == {"local", "jpeg"} and set(client.halves) == {"local", "jpeg"}  # no head
     with pytest.raises(ValueError, match="must include local"):
         DeviceClient(setup, "tcp://127.0.0.1:9", mode="auto", auto_modes=("jpeg", "split"))
     with pytest.raises(ValueError, match="must include local"):
@@ -183,7 +189,7 @@ def test_device_auto_chooses_only_among_the_modes_it_is_given():
 
 
 def test_simulated_rescue_answers_a_frame_stuck_in_an_outage_locally():
-    local, jpeg = ModeCost("local", 160.0), ModeCost("jpeg", 5.0, 20_000, 40.0, 300)
+    costs = {"local": ModeCost("local", 160.0), "jpeg": ModeCost("jpeg", 5.0, 20_000, 40.0, 300)}
 
     def uplink():
         return Direction(WithOutages(ConstantRate(5e6), [(0.0, 5_000.0)]), delay_ms=20)
@@ -191,10 +197,15 @@ def test_simulated_rescue_answers_a_frame_stuck_in_an_outage_locally():
     def down():
         return Direction(ConstantRate(20e6), delay_ms=20)
 
-    stuck = simulate(fixed(jpeg), 1, 10, uplink(), down())
-    rescued = simulate(fixed(jpeg), 1, 10, uplink(), down(), rescue_after=lambda cost: 300.0, rescue_with=local)
+    stuck = simulate(costs, "jpeg", 1, 10, uplink(), down())
+    policy = AdaptivePolicy([ModeEstimate("local", 160.0), ModeEstimate("jpeg", 5.0, 20_000, 40.0)],
+                            frame_period_ms=100)
+    measured(policy, "jpeg", 50e6, -1.0)  # a fast link until now: JPEG (5 + 3.2 + 80 ms) it is
+    assert policy.give_up_ms("jpeg") == 300.0  # 3 × 88.2 ms, but never less than 300
+    rescued = simulate(costs, AUTO, 1, 10, uplink(), down(), policy=policy)
     assert stuck.stale == 1 and stuck.latencies_ms == []  # the outage outlasts the 2 s deadline
-    assert rescued.rescued == 1 and rescued.latencies_ms == [5.0 + 300.0 + 160.0]
+    assert rescued.choices == ["jpeg"] and rescued.rescued == 1
+    assert rescued.latencies_ms == [pytest.approx(5.0 + 300.0 + 160.0)]
 
 
 def test_offloads_that_go_unanswered_raise_the_bar_until_answers_return():
@@ -203,13 +214,14 @@ def test_offloads_that_go_unanswered_raise_the_bar_until_answers_return():
     # JPEG at 1.6 Mbit/s: 5 + (100 + 80) × 1.1 = 203 ms, under local's 160 + the next frame's 60 ms wait
     measured(policy, "jpeg", 1.6e6, 0.0)
     assert policy.choose(0) == "jpeg"
-    policy.observe_loss(1000)  # … but that offload got no answer
+    lose(policy, "jpeg", 5, 1000)  # … but that offload got no answer
     policy.rate_samples.clear()  # (forget the loss as a rate, to see the distrust alone)
-    measured(policy, "jpeg", 1.6e6, 1100)  # even with the link measured where it was …
+    policy.rate_samples.extend((1100.0, 1.6e6) for _ in range(MIN_RATE_SAMPLES))  # even with the link …
+    policy.rate_bps = 1.6e6  # … measured where it was
     assert policy.choose(1100) == "local"  # … 5 + 180 × (1.1 + 0.3) = 257 ms is no longer enough
     for t in range(2000, 20000, 100):  # probes, answered at that same rate, restore the trust
         if policy.probe(t):
-            policy.observe("jpeg", t, t + 180, 40.0)
+            answer(policy, "jpeg", t, t + 180, 40.0)
         policy.rate_bps = 1.6e6
     assert policy.choose(20000) == "jpeg"
 
@@ -219,14 +231,14 @@ def test_a_loss_stays_in_the_tail_until_answers_outnumber_it():
                             frame_period_ms=100, distrust=0)
     measured(policy, "jpeg", 20e6, 0)
     assert policy.choose(0) == "jpeg" and policy.choose(100) == "jpeg"
-    policy.observe_loss(2000)  # two frames waited on them in vain: two rates of zero, which never arrive
-    policy.observe_loss(2100)
+    lose(policy, "jpeg", 5, 2000)  # two frames waited on them in vain: two rates of zero, which never arrive
+    lose(policy, "jpeg", 105, 2100)
     policy.rate_bps = 20e6
     assert policy.tail_ms(policy.modes["jpeg"], 2100) == float("inf") and policy.choose(2100) == "local"
 
     def answers(count: int, start_ms: float) -> None:
         for t in range(int(start_ms), int(start_ms) + 100 * count, 100):
-            policy.observe("jpeg", t, t + 100, 40.0)
+            answer(policy, "jpeg", t, t + 100, 40.0)
 
     answers(30 - MIN_RATE_SAMPLES, 2200)  # 30 answers (+ the current rate) to 2 losses: in the 95th percentile
     assert policy.choose(5000) == "local"
