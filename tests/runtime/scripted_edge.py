@@ -1,5 +1,6 @@
-"""A scripted edge for device tests: a real ROUTER socket in a thread that greets devices and answers each
-FRAME as a script says (a RESULT with no detections, an ERROR, or nothing at all)."""
+"""A scripted edge for device tests: a real ROUTER socket in a thread that greets devices, answers their
+heartbeats (unless muted) and answers each FRAME as a script says (a RESULT with no detections, an ERROR, or
+nothing at all)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 
 import zmq
 
-from splitinf.protocol import Error, Frame, Hello, Result, Welcome, decode, encode
+from splitinf.protocol import Error, Frame, Heartbeat, Hello, Result, Welcome, decode, encode
 from splitinf.runtime import transport
 
 # seq → "result" | "silence" | an ERROR code
@@ -16,9 +17,11 @@ Script = Callable[[int], str]
 
 
 class ScriptedEdge(threading.Thread):
-    def __init__(self, fingerprint: str, script: Script = lambda seq: "result") -> None:
+    def __init__(self, fingerprint: str, script: Script = lambda seq: "result", heartbeat_ms: int = 1000) -> None:
         super().__init__(daemon=True, name="scripted-edge")
-        self.fingerprint, self.script = fingerprint, script
+        self.fingerprint, self.script, self.heartbeat_ms = fingerprint, script, heartbeat_ms
+        self.muted = threading.Event()  # set: the edge hears everything and answers nothing (a hung edge)
+        self.hellos = 0
         self.endpoint = transport.edge_socket("tcp://127.0.0.1:*")
         self.address = self.endpoint.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.frames: list[int] = []  # seq of every FRAME received
@@ -32,8 +35,13 @@ class ScriptedEdge(threading.Thread):
                     continue
                 identity, *frames = sock.recv_multipart()
                 message = decode(frames)
+                if self.muted.is_set():
+                    continue
                 if isinstance(message, Hello):
-                    reply = Welcome("scripted", self.fingerprint, 8)
+                    self.hellos += 1
+                    reply = Welcome("scripted", self.fingerprint, 8, self.heartbeat_ms)
+                elif isinstance(message, Heartbeat):
+                    reply = Heartbeat()
                 elif isinstance(message, Frame):
                     self.frames.append(message.seq)
                     action = self.script(message.seq)
