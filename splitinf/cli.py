@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
         "adaptive": ("splitinf.bench.adaptive", "--mode auto against every fixed mode on the shared traces"),
         "latency": ("splitinf.bench.latency", "whole-model latency of zoo detectors side by side"),
         "e2e": ("splitinf.bench.e2e", "real edge + device processes: overhead, accounting, batching gain"),
+        "chaos": ("splitinf.bench.chaos", "edge restarts, 10,000 vanishing devices, 3x overload: every frame counted"),
         "codec": ("splitinf.bench.codec", "entropy codec bytes vs cross-entropy, encode/decode time"),
         "rate": ("splitinf.bench.rate", "rate-accuracy of the committed bottlenecks against the best JPEG"),
     },

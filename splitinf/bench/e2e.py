@@ -21,7 +21,7 @@ import numpy as np
 from splitinf.bench.loadgen import edge_throughput, prepare_payloads
 from splitinf.data import PERSON_VIDEO, video_frames
 from splitinf.report import format_table, print_json_line
-from splitinf.runtime.processes import EdgeProcess, run_device
+from splitinf.runtime.processes import EdgeProcess, half_the_cores, run_device
 from splitinf.runtime.setup import ModelSetup, add_model_arguments
 
 # The latency clock starts when the frame exists (after it was decoded), so "capture" is not inside it.
@@ -44,10 +44,11 @@ def model_flags(args: argparse.Namespace) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     flags = model_flags(args)
-    with EdgeProcess([*flags, "--max-batch", str(args.max_batch)]) as edge, \
+    shared = [*flags, *half_the_cores()]  # edge and device share this machine: half its cores each
+    with EdgeProcess([*shared, "--max-batch", str(args.max_batch)]) as edge, \
             tempfile.TemporaryDirectory(prefix="splitinf-e2e-") as folder:
         summary, frames = run_device(edge.address, PERSON_VIDEO, Path(folder),
-                                     [*flags, "--frames", str(args.frames), "--fps", str(args.fps),
+                                     [*shared, "--frames", str(args.frames), "--fps", str(args.fps),
                                       "--window", "1"])
     delivered = [f for f in frames if f["outcome"] == "edge"]
     totals = [f["latency_ms"] for f in delivered]

@@ -3,8 +3,9 @@ fast as the edge answers (each with its own in-flight window) — to measure wha
 and to load it beyond that.
 
 Each simulated device is a :class:`~splitinf.runtime.session.DeviceSession` (the device's own rules:
-handshake, heartbeats, deadlines, overload backoff, accounting) with no camera and no compute: a new frame
-exists whenever its window has room, and its payload is one prepared by the real device half.
+handshake, heartbeats, deadlines, overload backoff, accounting) with no compute: its payloads were prepared
+by the real device half. Flat out, a new frame exists whenever its window has room; with ``fps``, a camera
+captures one every period whatever the edge does (newest wins), to offer a load beyond what the edge serves.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ def _now() -> float:
 
 class SimulatedDevice(threading.Thread):
     def __init__(self, address: str, setup: ModelSetup, payloads: list[Payload], stop: threading.Event,
-                 window: int = 1, name: str = "sim", deadline_ms: float = 10_000.0) -> None:
+                 window: int = 1, name: str = "sim", deadline_ms: float = 10_000.0, fps: float | None = None) -> None:
         super().__init__(daemon=True, name=name)
         self.address, self.payloads, self.stop, self.window = address, payloads, stop, window
+        self.period_ms = 1000.0 / fps if fps else None
         self.session = DeviceSession(mode=SPLIT, fingerprint=setup.fingerprint, config=setup.config, name=name,
                                      min_score=0.3, window=window, deadline_ms=deadline_ms)
         self.completions: list[float] = []  # perf_counter ms of every result
@@ -49,20 +51,25 @@ class SimulatedDevice(threading.Thread):
         session = self.session
         sock = transport.device_socket(self.address)
         pending: list[Action] = session.start(_now())
-        seq = 0
+        seq, next_capture = 0, _now()
         try:
             while not self.stop.is_set() and not session.fatal:
                 sock = self._act(sock, pending)
                 now = _now()
                 pending = []
-                if session.connected and session.slot is None and len(session.in_flight) < self.window:
+                if self.period_ms is not None and now >= next_capture:  # a camera: a frame every period
+                    pending += session.captured(seq, now)
+                    seq, next_capture = seq + 1, next_capture + self.period_ms
+                elif self.period_ms is None and session.connected and session.slot is None \
+                        and len(session.in_flight) < self.window:  # flat out: a frame whenever there is room
                     pending += session.captured(seq, now)
                     seq += 1
                 job, actions = session.next_job(now)
                 pending += actions
                 if job is not None:
                     pending += self._offload(job, now)
-                if sock.poll(5 if job is None else 0):
+                wake = min(session.next_timer_ms(), next_capture if self.period_ms else now + 100.0, now + 100.0)
+                if sock.poll(0 if job is not None else max(wake - _now(), 0.0)):
                     while (frames := transport.receive(sock)) is not None:
                         pending += session.received(frames, _now())
                 pending += session.tick(_now())

@@ -37,6 +37,7 @@ from splitinf.netsim.cli import parse_link
 from splitinf.netsim.process import RelayProcess
 from splitinf.netsim.relay import DEFAULT_MAX_HELD_BYTES
 from splitinf.report import format_table, print_json_line
+from splitinf.runtime.processes import memory_kb
 
 CONSTANT = ("1mbit", "5mbit", "20mbit")
 TRACES = ("TMobile-UMTS-driving.up", "ATT-LTE-driving-2016.up", "Verizon-LTE-short.up")
@@ -97,21 +98,13 @@ def measure_delay(link: str, delay_ms: float, messages: int, size: int = 100) ->
     return [(a - s) * 1000.0 - p for a, s, p in zip(arrivals, sent, predicted)]
 
 
-def _rss_kb(pid: int, field: str) -> int:
-    """VmRSS / VmHWM (kB) of a process, from /proc (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"/proc/{pid}/status has no {field}")
-
-
 def measure_backpressure(link: str = "1mbit", offered_bytes_per_s: float = 5e6, seconds: float = 20.0,
                          max_held_bytes: int = DEFAULT_MAX_HELD_BYTES) -> dict:
     """A sender offering far more than the link carries: how much the relay accepts, holds and grows."""
     sink = Sink()
     with RelayProcess(f"127.0.0.1:{sink.port}",
                       ["--uplink", link, "--max-held-bytes", str(max_held_bytes)]) as relay:
-        rss_before = _rss_kb(relay.pid, "VmRSS")
+        rss_before = memory_kb(relay.pid, "VmRSS")
         sender = socket.create_connection(("127.0.0.1", relay.port))
         sender.settimeout(0.05)
         chunk = b"\0" * 65536
@@ -123,7 +116,7 @@ def measure_backpressure(link: str = "1mbit", offered_bytes_per_s: float = 5e6, 
                 continue
             with contextlib.suppress(TimeoutError):
                 accepted += sender.send(chunk)
-        peak_kb = _rss_kb(relay.pid, "VmHWM")
+        peak_kb = memory_kb(relay.pid, "VmHWM")
         delivered = sink.received()
         send_buffer = sender.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
         sender.close()

@@ -1,22 +1,22 @@
 """The edge server: many devices on one ROUTER socket, the tail run in micro-batches across them.
 
-Two threads. The I/O thread owns the ROUTER socket: it checks every message (a malformed one gets an ERROR
-reply and a counter, never a crash), keeps each device's handshake, answers heartbeats, forgets devices that
-went silent, timestamps frames on arrival and hands them to the worker through a bounded queue (a full
-queue answers ``overloaded`` at once); it also forwards the worker's replies. The worker gathers frames into
-a batch (up to ``max_batch``, waiting at most ``max_wait_ms`` after the first), skips the ones whose device
-stopped waiting while they queued (``overloaded``), decodes the payloads and runs each mode's edge half
-(:mod:`splitinf.tail.modes`) once per batch of equal shapes, then replies with the detections and its own
-queue/decode/tail times.
+One thread, one event loop, owning the socket: it checks every message (a malformed one gets an ERROR reply
+and a counter, never a crash), keeps each device's handshake, answers heartbeats, forgets devices that went
+silent, timestamps frames on arrival and queues them (a full queue answers ``overloaded`` at once). When
+frames wait, it takes a batch (up to ``max_batch``, waiting at most ``max_wait_ms`` after the first while
+several devices stream and reading the socket meanwhile), skips the ones whose device stopped waiting while
+they queued (``overloaded``), decodes the payloads, runs each mode's edge half (:mod:`splitinf.tail.modes`)
+once per batch of equal shapes, and replies with the detections and its own queue/decode/tail times. Messages
+that arrive during a batch wait in the socket and are read right after it: nothing crosses a thread between
+a frame's arrival and its reply.
 """
 
 from __future__ import annotations
 
-import queue
 import socket as pysocket
 import threading
 import time
-from collections import Counter, OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict, deque
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -114,44 +114,40 @@ class EdgeServer:
         self.name = name or f"edge@{pysocket.gethostname()}"
         self.endpoint = transport.edge_socket(bind, auth_dir)
         self.handshakes = transport.HandshakeMonitor(self.endpoint.socket)
-        self.replies_in, self.replies_out = transport.inproc_pair("edge-replies")
         self.counters = EdgeCounters()
         self.peers: dict[bytes, Peer] = {}
         self.expired: OrderedDict[bytes, Hello] = OrderedDict()
-        self.work: queue.Queue[Work] = queue.Queue(maxsize=max_queue)
+        self.queue: deque[Work] = deque()  # frames waiting for the tail, at most max_queue
+        self.max_queue = max_queue
         self.stop = threading.Event()
         self.started = time.monotonic()
         self.batch_sizes: Counter[int] = Counter()
 
-    # --- I/O thread ----------------------------------------------------------------------------------------
+    # --- the event loop ------------------------------------------------------------------------------------
 
     def serve(self) -> EdgeCounters:
-        worker = threading.Thread(target=self._work, name="edge-worker", daemon=True)
-        worker.start()
+        torch.set_grad_enabled(False)
         router = self.endpoint.socket
-        poller = transport.poller(router, self.replies_out, self.handshakes.socket)
+        poller = transport.poller(router, self.handshakes.socket)
         try:
             while not self.stop.is_set():
-                events = dict(poller.poll(min(100, self.heartbeat_ms // 4)))
+                events = dict(poller.poll(0 if self.queue else min(100, self.heartbeat_ms // 4)))
                 if router in events:
                     self._drain(router)
-                if self.replies_out in events:
-                    self._forward(router)
                 if self.handshakes.socket in events:
                     self.handshakes.read()
                     self.counters.rejected_connections = self.handshakes.rejected
                 self._expire(time.perf_counter_ns())
+                if self.queue:
+                    self._run_batch(router, self._batch(router, poller))
         finally:
-            self.stop.set()
-            worker.join(timeout=10)
             self.endpoint.socket.disable_monitor()
-            for sock in (self.handshakes.socket, self.replies_in, self.replies_out):
-                sock.close(linger=0)
+            self.handshakes.socket.close(linger=0)
             self.endpoint.close()
         return self.counters
 
     def _drain(self, router) -> None:
-        for _ in range(256):  # bounded, so replies keep flowing under a flood
+        for _ in range(256):  # bounded, so batches keep running under a flood
             frames = transport.receive(router)
             if frames is None:
                 return
@@ -161,18 +157,23 @@ class EdgeServer:
                 continue
             self._handle(frames[0], frames[1:], time.perf_counter_ns())
 
+    def _batch(self, router, poller) -> list[Work]:
+        """The next batch: what waits, and — while several devices stream — what arrives within max_wait_ms
+        of the first frame (a lone device never waits)."""
+        first = self.queue[0]
+        recent = first.received_ns - 1_000_000_000
+        target = min(self.max_batch, max(sum(1 for p in self.peers.values() if p.last_frame_ns > recent), 1))
+        deadline = first.received_ns + self.max_wait_ns
+        while len(self.queue) < target and (remaining := deadline - time.perf_counter_ns()) > 0:
+            if router in dict(poller.poll(remaining / 1e6)):
+                self._drain(router)
+        return [self.queue.popleft() for _ in range(min(self.max_batch, len(self.queue)))]
+
     def _reply(self, router, identity: bytes, message) -> None:
         try:
             router.send_multipart([identity, *encode(message)], transport.NOBLOCK)
         except transport.ZMQError:
             self.counters.unroutable_replies += 1
-
-    def _forward(self, router) -> None:
-        while (frames := transport.receive(self.replies_out)) is not None:
-            try:
-                router.send_multipart(frames, transport.NOBLOCK)
-            except transport.ZMQError:
-                self.counters.unroutable_replies += 1
 
     def _peer(self, identity: bytes, now: int) -> Peer | None:
         """The device behind ``identity`` if it shook hands (lately: a forgotten one comes back)."""
@@ -230,12 +231,12 @@ class EdgeServer:
             peer.counters.frames += 1
             peer.counters.bytes_in += sum(len(f) for f in frames)
             peer.last_frame_ns = received
-            try:
-                self.work.put_nowait(Work(identity, message, received, peer.hello.min_score))
-            except queue.Full:
+            if len(self.queue) >= self.max_queue:
                 self._overloaded(peer.counters)
-                self._reply(router, identity, Error("overloaded", f"the edge's queue is full ({self.work.maxsize} "
+                self._reply(router, identity, Error("overloaded", f"the edge's queue is full ({self.max_queue} "
                                                                   "frames waiting)", message.seq))
+            else:
+                self.queue.append(Work(identity, message, received, peer.hello.min_score))
         else:
             self.counters.malformed += 1
             self._reply(router, identity, Error("malformed", f"a device may not send {type(message).__name__}"))
@@ -248,39 +249,7 @@ class EdgeServer:
         peer = self.peers.get(identity)
         return peer.counters if peer is not None else self.counters.departed
 
-    # --- worker thread -------------------------------------------------------------------------------------
-
-    def _work(self) -> None:
-        torch.set_grad_enabled(False)
-        while not self.stop.is_set():
-            try:
-                first = self.work.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            batch = [first]
-            deadline = first.received_ns + self.max_wait_ns
-            # Waiting for a batch to fill only pays when several devices stream: a lone device never waits.
-            recent = first.received_ns - 1_000_000_000
-            streaming = sum(1 for p in list(self.peers.values()) if p.last_frame_ns > recent)
-            target = min(self.max_batch, max(streaming, 1))
-            while len(batch) < target:
-                remaining = (deadline - time.perf_counter_ns()) / 1e9
-                try:
-                    batch.append(self.work.get(timeout=max(remaining, 0)) if remaining > 0 else self.work.get_nowait())
-                except queue.Empty:
-                    break
-            while len(batch) < self.max_batch:  # and whatever else is already waiting
-                try:
-                    batch.append(self.work.get_nowait())
-                except queue.Empty:
-                    break
-            self._run_batch(batch)
-
-    def _send(self, work: Work, message) -> None:
-        """Worker → I/O thread (the only user of ``replies_in``), which forwards to the device."""
-        self.replies_in.send_multipart([work.identity, *encode(message)])
-
-    def _run_batch(self, batch: list[Work]) -> None:
+    def _run_batch(self, router, batch: list[Work]) -> None:
         start = time.perf_counter_ns()
         groups: dict[tuple, list[tuple[Work, Tensor, float]]] = defaultdict(list)
         for work in batch:
@@ -288,7 +257,7 @@ class EdgeServer:
             if work.frame.budget_ms is not None and waited_ms > work.frame.budget_ms:
                 self._overloaded(self._counters(work.identity))  # its device stopped waiting: spend nothing on it
                 why = f"waited {waited_ms:.0f} ms in the edge's queue, past the device's {work.frame.budget_ms:.0f} ms"
-                self._send(work, Error("overloaded", why, work.frame.seq))
+                self._reply(router, work.identity, Error("overloaded", why, work.frame.seq))
                 continue
             t0 = time.perf_counter_ns()
             half = self.halves[work.frame.mode]  # the protocol admits only the modes that have a half
@@ -297,7 +266,7 @@ class EdgeServer:
             except (CodecError, DataError) as exc:
                 self.counters.payload_errors += 1
                 self._counters(work.identity).errors += 1
-                self._send(work, Error("payload", str(exc), work.frame.seq))
+                self._reply(router, work.identity, Error("payload", str(exc), work.frame.seq))
                 continue
             groups[half.batch_key(decoded)].append((work, decoded, (time.perf_counter_ns() - t0) / 1e6))
         for key, items in groups.items():
@@ -310,7 +279,8 @@ class EdgeServer:
             except Exception as exc:  # a bad batch must not take the server down; every frame gets an answer
                 self.counters.internal_errors += 1
                 for work, _, _ in items:
-                    self._send(work, Error("internal", f"{type(exc).__name__}: {exc}", work.frame.seq))
+                    error = Error("internal", f"{type(exc).__name__}: {exc}", work.frame.seq)
+                    self._reply(router, work.identity, error)
                 continue
             tail_ms = (time.perf_counter_ns() - t0) / 1e6
             self.counters.batches += 1
@@ -318,7 +288,8 @@ class EdgeServer:
             self.batch_sizes[len(items)] += 1
             for (work, _, decode_ms), result in zip(items, detections):
                 timing = {"queue": (start - work.received_ns) / 1e6, "decode": decode_ms, "tail": tail_ms}
-                self._send(work, to_result(work.frame.seq, result, work.min_score, timing, len(items)))
+                answer = to_result(work.frame.seq, result, work.min_score, timing, len(items))
+                self._reply(router, work.identity, answer)
                 self._counters(work.identity).results += 1
 
     def summary(self) -> dict:

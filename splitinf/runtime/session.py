@@ -402,14 +402,13 @@ class DeviceSession:
             self.policy.answered(result.seq, now_ms, edge_ms)
             self.probes["answered"] += 1
             return []
-        frame = self.in_flight.pop(result.seq, None)
-        if frame is None:
-            frame = self.frames.get(result.seq)
-            if frame is None or frame.state not in ("rescue", "rescuing"):
-                self.late_results += 1
-                return []
-            if frame.state == "rescue":  # given up on, not yet computed: the edge's answer came first
-                self.rescues.remove(frame.seq)
+        frame = self.in_flight.get(result.seq) or self.frames.get(result.seq)
+        if frame is None or frame.state not in ("in flight", "rescue", "rescuing") or now_ms > frame.deadline_ms:
+            self.late_results += 1  # its frame was answered otherwise, or its deadline passed (between two ticks)
+            return []
+        self.in_flight.pop(result.seq, None)
+        if frame.state == "rescue":  # given up on, not yet computed: the edge's answer came first
+            self.rescues.remove(frame.seq)
         if self.policy is not None:
             self.policy.update_mode(frame.mode, edge_ms=edge_ms)
             self.policy.answered(result.seq, now_ms, edge_ms)
