@@ -24,12 +24,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import zmq
-
 from splitinf.bench.loadgen import SimulatedDevice, edge_throughput, prepare_payloads
 from splitinf.data import PERSON_VIDEO, video_frames
 from splitinf.protocol import EDGE_LIVENESS, Hello, Welcome, decode, encode
 from splitinf.report import format_table, print_json_line
+from splitinf.runtime import transport
 from splitinf.runtime.processes import EdgeProcess, memory_kb
 from splitinf.runtime.setup import ModelSetup, add_model_arguments
 
@@ -82,16 +81,12 @@ class Edge:
 
 def handshake_and_vanish(address: str, setup: ModelSetup, count: int) -> int:
     """``count`` devices, one after the other: HELLO, wait for WELCOME, close. Returns how many were welcomed."""
-    context, welcomed = zmq.Context.instance(), 0
-    hello = encode(Hello("short-lived", setup.fingerprint, setup.config))
+    welcomed, hello = 0, encode(Hello("short-lived", setup.fingerprint, setup.config))
     for _ in range(count):
-        sock = context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(address)
-        sock.send_multipart(hello)
-        if sock.poll(5000) and isinstance(decode(sock.recv_multipart()), Welcome):
+        sock = transport.device_socket(address)
+        if transport.send(sock, hello) and sock.poll(5000) and isinstance(decode(sock.recv_multipart()), Welcome):
             welcomed += 1
-        sock.close()
+        sock.close(linger=0)
     return welcomed
 
 

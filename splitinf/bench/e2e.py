@@ -4,6 +4,9 @@
    ``overhead_ms`` = p50 of capture-to-output latency minus the p50 of each frame's summed stage times
    (waiting on the device, head, encode, edge queue, decode, tail): what serialization, sockets and thread hand-offs
    cost. Every frame must be accounted for.
+   ``transport_floor_ms`` is its baseline, measured in the same run: the p50 round trip of a bare ZeroMQ
+   message of the payload's size between two Python processes at the same pace, with no model, no protocol and
+   no thread hand-off — what the machine charges for waking idle processes and sockets at all.
 2. The same edge alone, fed by 1 and by 8 simulated devices at full speed (one frame in flight each):
    results per second — micro-batching across devices should pay off even on a CPU.
 
@@ -13,7 +16,10 @@ Model options are those of ``splitinf-edge`` (default: the shared defaults of ed
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +27,7 @@ import numpy as np
 from splitinf.bench.loadgen import edge_throughput, prepare_payloads
 from splitinf.data import PERSON_VIDEO, video_frames
 from splitinf.report import format_table, print_json_line
+from splitinf.runtime import transport
 from splitinf.runtime.processes import EdgeProcess, half_the_cores, run_device
 from splitinf.runtime.setup import ModelSetup, add_model_arguments
 
@@ -35,6 +42,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=int, default=8, help="edge micro-batch limit (default 8)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
     add_model_arguments(parser)
+
+
+def transport_floor_ms(size: int, fps: float, samples: int = 40) -> float:
+    """The p50 round trip of a bare ``size``-byte ZeroMQ message to an echoing process, one every 1/fps s."""
+    echo = subprocess.Popen([sys.executable, "-c", "from splitinf.runtime.transport import echo_forever; "
+                             "echo_forever()"], stdout=subprocess.PIPE, text=True)
+    sock = None
+    try:
+        sock = transport.device_socket(echo.stdout.readline().strip())
+        payload, times = b"\0" * size, []
+        for _ in range(samples + 5):
+            start = time.perf_counter_ns()
+            sock.send(payload)
+            if not sock.poll(5000):
+                raise RuntimeError("the echo process did not answer")
+            sock.recv()
+            times.append((time.perf_counter_ns() - start) / 1e6)
+            time.sleep(1 / fps)
+        return float(np.median(times[5:]))  # the first ones pay for the connection
+    finally:
+        if sock is not None:
+            sock.close(linger=0)
+        echo.kill()
+        echo.wait()
 
 
 def model_flags(args: argparse.Namespace) -> list[str]:
@@ -57,6 +88,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"device: {summary['frames']} frames, counts {summary['counts']}, p50 {p50:.2f} ms, "
           f"p50 of summed stages {p50_compute:.2f} ms", flush=True)
 
+    floor = transport_floor_ms(int(summary["bytes_per_frame"]), args.fps)
+    print(f"bare ZeroMQ round trip at the same pace: {floor:.3f} ms", flush=True)
     setup = ModelSetup.from_args(args)
     payloads = prepare_payloads(setup, list(video_frames(PERSON_VIDEO, max_frames=16, step=40)))
     rates = {}
@@ -68,6 +101,7 @@ def main(args: argparse.Namespace) -> int:
     result = {
         "frames": summary["frames"], "accounted": summary["accounted"], "counts": summary["counts"],
         "p50_ms": round(p50, 3), "p50_compute_ms": round(p50_compute, 3), "overhead_ms": round(p50 - p50_compute, 3),
+        "transport_floor_ms": round(floor, 3),
         "edge_fps_1dev": round(rates[1], 3), "edge_fps_8dev": round(rates[8], 3),
         "batching_gain": round(rates[8] / rates[1], 3) if rates[1] else None,
         "edge_mean_batch": edge_summary.get("mean_batch") if edge_summary else None,

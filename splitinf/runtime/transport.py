@@ -159,6 +159,19 @@ def poller(*sockets: zmq.Socket) -> zmq.Poller:
     return p
 
 
+def bound_address(sock: zmq.Socket) -> str:
+    """Where a socket bound with a wildcard port (``tcp://127.0.0.1:*``) really listens."""
+    return sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+
+def echo_forever(bind: str = "tcp://127.0.0.1:*") -> None:
+    """A ROUTER that sends every message back (a baseline peer for benchmarks); prints its address first."""
+    endpoint = edge_socket(bind)
+    print(bound_address(endpoint.socket), flush=True)
+    while True:
+        endpoint.socket.send_multipart(endpoint.socket.recv_multipart())
+
+
 def receive(sock: zmq.Socket) -> list[bytes] | None:
     """The next message waiting on ``sock``, or None when there is none (never blocks)."""
     try:
