@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +25,8 @@ import torch
 from splitinf.bottleneck.codec import ChannelTables, Codec, EntropyCodec, MinMax8Codec
 from splitinf.bottleneck.entropy_model import FactorizedPrior
 from torch import Tensor, nn
+
+from splitinf.weights.checkpoints import read_checkpoint_file, update_digest, write_checkpoint
 
 CHECKPOINT_FORMAT = "splitinf-bottleneck"
 CHECKPOINT_VERSION = 1
@@ -112,29 +112,17 @@ class Bottleneck(nn.Module):
     def fingerprint(self) -> str:
         """sha256 (hex, 16 chars) of the config, the weights and the tables."""
         digest = hashlib.sha256(repr(sorted(asdict(self.config).items())).encode())
-        for key, value in self.state_dict().items():
-            digest.update(key.encode())
-            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        update_digest(digest, self.state_dict())
         if self.config.codec == "entropy":
             digest.update(self.prior.tables().fingerprint())
         return digest.hexdigest()[:16]
 
     def save(self, path: str | Path, metadata: dict | None = None) -> None:
         tables = self.prior.tables() if self.config.codec == "entropy" else None
-        checkpoint = {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "config": asdict(self.config),
-            "state": {k: v.detach().cpu() for k, v in self.state_dict().items()},
-            "tables": None if tables is None else {"low": list(tables.low),
-                                                   "pmf": [torch.from_numpy(p) for p in tables.pmf]},
-            "fingerprint": self.fingerprint(),
-            "metadata": json.loads(json.dumps(metadata or {}, default=str)),  # plain types: weights_only loads
-        }
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(buffer.getvalue())
+        write_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, asdict(self.config), self.state_dict(), metadata,
+                         tables=None if tables is None else {"low": list(tables.low),
+                                                             "pmf": [torch.from_numpy(p) for p in tables.pmf]},
+                         fingerprint=self.fingerprint())
 
 
 class Trunked(Protocol):
@@ -159,21 +147,8 @@ def load_for(path: str | Path, detector: Trunked) -> Bottleneck:
 
 def read_checkpoint(path: str | Path) -> dict:
     """Load and check a checkpoint file (format, version, fields) without building anything."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"bottleneck checkpoint {path} does not exist")
-    try:
-        # TorchVersion (a str) is allowed because early checkpoints recorded torch.__version__ as is.
-        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"bottleneck checkpoint {path} cannot be read: {exc}") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a splitinf bottleneck checkpoint")
-    if checkpoint.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {checkpoint.get('version')}, "
-                              f"this splitinf reads version {CHECKPOINT_VERSION}")
-    return checkpoint
+    return read_checkpoint_file(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "splitinf bottleneck checkpoint",
+                                CheckpointError)
 
 
 def load_bottleneck(checkpoint: dict, trunk: Sequence[nn.Module], trunk_channels: Sequence[int],

@@ -8,7 +8,6 @@ convolutions and a linear layer: about 2 % of the head's multiply-adds at the de
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from splitinf.models import SplittableDetector
+from splitinf.weights.checkpoints import read_checkpoint_file, write_checkpoint
 
 FORMAT = "splitinf-prefilter"
 VERSION = 1
@@ -67,25 +67,12 @@ class Prefilter(nn.Module):
     def save(self, path: str | Path, metadata: dict | None = None) -> None:
         config = asdict(self.config)
         config["classes"] = list(config["classes"])
-        buffer = io.BytesIO()
-        torch.save({"format": FORMAT, "version": VERSION, "config": config,
-                    "state": {k: v.detach().cpu() for k, v in self.state_dict().items()},
-                    "metadata": metadata or {}}, buffer)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(buffer.getvalue())
+        write_checkpoint(path, FORMAT, VERSION, config, self.state_dict(), metadata)
 
 
 def load_prefilter(path: str | Path, model: str, threshold: float | None = None) -> Prefilter:
     """Load a prefilter for ``model``; ``threshold`` overrides the one chosen at training."""
-    path = Path(path)
-    if not path.is_file():
-        raise PrefilterError(f"prefilter checkpoint {path} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise PrefilterError(f"prefilter checkpoint {path} cannot be read: {exc}") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT or checkpoint.get("version") != VERSION:
-        raise PrefilterError(f"{path} is not a version-{VERSION} splitinf prefilter checkpoint")
+    checkpoint = read_checkpoint_file(path, FORMAT, VERSION, "splitinf prefilter checkpoint", PrefilterError)
     config = dict(checkpoint["config"])
     config["classes"] = tuple(config["classes"])
     if threshold is not None:

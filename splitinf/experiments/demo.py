@@ -26,6 +26,7 @@ import torch
 from splitinf.data import PERSON_VIDEO
 from splitinf.evaluation.coco_ap import coco_ap, pseudo_ground_truth
 from splitinf.models.pretrained import person_weights
+from splitinf.modes import DEVICE_MODES
 from splitinf.netsim.cli import parse_link
 from splitinf.netsim.process import RelayProcess
 from splitinf.options import deprecated_alias
@@ -35,7 +36,7 @@ from splitinf.runtime.setup import DEFAULT_MODEL, ModelSetup
 from splitinf.runtime.sources import FrameSource
 from splitinf.weights.checkpoints import default_bottleneck
 
-MODES = ("split", "jpeg", "local", "auto")
+MODES = DEVICE_MODES  # one run per mode: split, jpeg, local and auto
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

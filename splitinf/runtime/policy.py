@@ -146,6 +146,7 @@ class AdaptivePolicy:
         self.last_update_ms = 0.0
         self.last_offload_ms = -1e18
         self.outstanding: dict[int, Offload] = {}  # by the device's sequence number, oldest first
+        self.given_up: dict[int, Offload] = {}  # offloads the device stopped waiting for: an answer still measures
         self.probes = 0  # copies of locally computed frames offloaded to measure the link
 
     def expected_ms(self, mode: ModeEstimate) -> float:
@@ -258,11 +259,15 @@ class AdaptivePolicy:
             self.probe_interval_ms = min(2 * self.probe_interval_ms, self.max_probe_ms)
 
     def answered(self, key: int, result_ms: float, edge_ms: float) -> None:
-        """Offload ``key``'s result came back: its bytes took what the round trip leaves."""
+        """Offload ``key``'s result came back: its bytes took what the round trip leaves. An answer to an offload
+        given up on still measures the link (slowly), without undoing the give-up."""
         offload = self.outstanding.pop(key, None)
-        if offload is None:
-            return
-        self._settle(offload, answered=True)
+        if offload is not None:
+            self._settle(offload, answered=True)
+        else:
+            offload = self.given_up.pop(key, None)
+            if offload is None:
+                return
         transfer_ms = max(result_ms - offload.sent_ms - edge_ms - self.base_rtt_ms, 1.0)
         self._blend(offload.uplink_bytes * 8 / (transfer_ms / 1000), result_ms)
 
@@ -281,6 +286,9 @@ class AdaptivePolicy:
         offload = self.outstanding.pop(key, None)
         if offload is None:
             return
+        self.given_up[key] = offload
+        for old in [k for k, o in self.given_up.items() if o.sent_ms < now_ms - self.window_ms]:
+            del self.given_up[old]  # answers that never came
         self.rate_bps = 0.0
         if self._settle(offload, answered=False):
             self._sample(now_ms, offload.uplink_bytes * 8 / max(now_ms - offload.sent_ms, 1.0) * 1000)

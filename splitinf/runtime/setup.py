@@ -17,7 +17,7 @@ import torch
 
 from splitinf.bottleneck import Bottleneck, Codec, Float32Codec, MinMax8Codec, load_for
 from splitinf.models import SplittableDetector, build_detector, detector_spec
-from splitinf.weights.checkpoints import DEFAULT_BOTTLENECK, default_bottleneck, find_checkpoint
+from splitinf.weights.checkpoints import DEFAULT_BOTTLENECK, default_bottleneck, find_checkpoint, update_digest
 
 DEFAULT_MODEL = "ssdlite_mobilenet_v2_person"
 DEFAULT_SPLIT = "s16"
@@ -96,9 +96,7 @@ class ModelSetup:
             bottleneck, payload_codec = None, PLAIN_CODECS[codec]()
             what = {"split": split}
         digest = hashlib.sha256()
-        for key, value in detector.state_dict().items():
-            digest.update(key.encode())
-            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        update_digest(digest, detector.state_dict())
         config = {"model": model, "weights": digest.hexdigest()[:16], "codec": payload_codec.name, **what}
         fingerprint = hashlib.sha256(repr(sorted(config.items())).encode()).hexdigest()[:16]
         return cls(detector, split, bottleneck, payload_codec, config, fingerprint)

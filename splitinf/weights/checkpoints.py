@@ -8,8 +8,11 @@ alone, like the shipped ones; a name there takes precedence over a shipped file 
 
 from __future__ import annotations
 
+import io
+import json
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from splitinf.weights.assets import home
 
@@ -51,3 +54,45 @@ def default_bottleneck() -> Path:
 
 def shipped_checkpoints() -> list[Path]:
     return sorted(shipped_folder().glob("*.pt"))
+
+
+def update_digest(digest, state: dict[str, Any]) -> None:
+    """Feed a state dict (names and exact weight bytes) into a hashlib digest: the weights part of every
+    fingerprint, so that two sides agree on a model only if every weight matches."""
+    for key, value in state.items():
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+
+
+def write_checkpoint(path: str | Path, kind: str, version: int, config: dict, state: dict[str, Any],
+                     metadata: dict | None = None, **extra: Any) -> None:
+    """One file: ``{format: kind, version, config, state, metadata, …}``, written whole (weights_only loads it)."""
+    import torch  # only where checkpoints are written or read: finding one needs no torch
+    checkpoint = {"format": kind, "version": version, "config": config,
+                  "state": {k: v.detach().cpu() for k, v in state.items()},
+                  "metadata": json.loads(json.dumps(metadata or {}, default=str)), **extra}  # plain types only
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(buffer.getvalue())
+
+
+def read_checkpoint_file(path: str | Path, kind: str, version: int, what: str, error: type[Exception]) -> dict:
+    """Load a checkpoint written by :func:`write_checkpoint` and check its kind and version; anything else
+    raises ``error`` naming the file and what was expected."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist")
+    try:
+        # TorchVersion (a str) is allowed because early checkpoints recorded torch.__version__ as is.
+        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: one clear line
+        raise error(f"{what} {path} cannot be read: {exc}") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != kind:
+        raise error(f"{path} is not a {what} (expected format {kind!r})")
+    if checkpoint.get("version") != version:
+        raise error(f"{path} has {what} version {checkpoint.get('version')}, this splitinf reads version {version}")
+    return checkpoint
