@@ -57,3 +57,24 @@ def test_a_frame_failed_by_an_error_reply_leaves_no_offload_behind():
     assert summary["counts"]["failed"] >= 1 and summary["reasons"].get("edge error payload", 0) >= 1
     assert summary["accounted"] == FRAMES
     assert len(client.policy.outstanding) == 0
+
+
+def test_a_frame_the_transport_could_not_send_leaves_no_offload_behind():
+    """The session alone: auto chose split, the payload was made, the socket had no edge to hand it to."""
+    from splitinf.protocol import Payload, Welcome, encode
+    from splitinf.runtime.policy import AdaptivePolicy, ModeEstimate
+    from splitinf.runtime.session import DeviceSession
+
+    policy = AdaptivePolicy([ModeEstimate("local", 160.0), ModeEstimate("split", 40.0, 2_500, 30.0)])
+    policy.rate_samples.extend((0.0, 50e6) for _ in range(20))
+    policy.rate_bps = 50e6
+    session = DeviceSession(mode="auto", fingerprint="f", config={}, policy=policy)
+    session.start(0.0)
+    session.received(encode(Welcome("edge", "f", 1)), 1.0)
+    session.captured(0, 10.0)
+    job, _ = session.next_job(10.0)
+    assert job.mode == "split"
+    session.offloaded(job, 50.0, Payload("split", ((1, 1), (1, 1), (1, 1)), "c", b"x"), {"head": 40.0})
+    assert list(policy.outstanding) == [0]
+    session.send_failed(0, 51.0)  # no edge connected: the frame is answered locally (auto may)
+    assert len(policy.outstanding) == 0 and list(session.rescues) == [0]
