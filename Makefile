@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint test-slow bench clean
+.PHONY: demo test lint test-slow test-readme bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,13 @@ lint: $(STAMP)
 	rm -rf build/layering && $(PY) -m pip install -q --no-deps --no-compile --target build/layering . 2>/dev/null
 	cd build/layering && PYTHONPATH=. ../../$(VENV)/bin/lint-imports ../../.importlinter
 
-## test-slow: the long training/benchmark tests excluded from `make test`
+## test-slow: the long end-to-end, training and benchmark tests excluded from `make test`
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+## test-readme: every command the README shows, started for real (about 20 minutes)
+test-readme: $(STAMP)
+	$(PY) -m pytest -q -m readme
 
 ## bench: head ∘ tail is bitwise the unsplit model, for every detector and split point
 bench: $(STAMP)

@@ -18,7 +18,7 @@ def test_eval_person_model_with_jpeg_baseline_on_real_images(capsys):
     sizes = {p["name"]: p["bytes"] for p in result["pipelines"]}
     assert sizes["unsplit"] is None
     assert sizes["jpeg q30 input"] < sizes["jpeg q90 input"] < sizes["jpeg q90 original"]
-    assert 0.0 < result["ap50"] <= 1.0
+    assert result["ap50"] >= result["ap"] > 0  # AP at IoU 0.5 bounds the average over stricter IoUs
 
 
 def test_fidelity_of_the_model_against_itself_is_perfect(capsys):

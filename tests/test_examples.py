@@ -2,6 +2,11 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+from splitinf.data import PERSON_VIDEO, jpeg_bytes, video_frames
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -20,4 +25,5 @@ def test_split_video_reports_stages_and_sizes(capsys):
     assert set(summary["p50_ms"]) == {"decode", "head", "tail"}
     sizes = summary["bytes_per_frame"]
     assert sizes["float32"] == 96 * 19 * 19 * 4 and sizes["int8"] == 96 * 19 * 19
-    assert 10_000 < sizes["jpeg_q90"] < 100_000
+    frames = list(video_frames(PERSON_VIDEO, max_frames=3))
+    assert sizes["jpeg_q90"] == pytest.approx(np.mean([len(jpeg_bytes(f, 90)) for f in frames]), abs=1)

@@ -3,7 +3,7 @@
 Every command in the README's ``sh`` blocks is taken out (continuation lines joined, comments dropped). In
 the default run each is parsed by the very parser of its program, and every file it names must exist (or
 be a checkpoint name the package resolves); so a renamed option, a moved file or a wrong path fails here.
-The slow run (``make test-slow``) starts each for real and requires that it finishes cleanly or is still
+``make test-readme`` starts each for real and requires that it finishes cleanly or is still
 working, error-free, when its time is up: a training run or the demo takes minutes to hours.
 Commands that need a camera or a second machine are named below with the reason, and are not run.
 """
@@ -118,7 +118,7 @@ def run_for_a_while(command: str) -> tuple[int | None, str]:
     return code, stderr
 
 
-@pytest.mark.slow
+@pytest.mark.readme
 @pytest.mark.parametrize("command", [c for c in COMMANDS_IN_README if c != "make test" and not needs(c)])
 def test_every_readme_command_runs(command, tmp_path):
     code, stderr = run_for_a_while(command)

@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     images = parser.add_argument("--images", type=int, default=None, metavar="N",
                                  help="only the first N COCO images (quick look; default: all 482)")
     deprecated_alias(parser, images, "--limit")
+    parser.add_argument("--held-out", type=int, default=None, metavar="N",
+                        help="only the first N of the prefilter's held-out frames (quick look; default: all)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
 
@@ -63,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
 
     # 1. held-out frames
     held = set(checkpoint["metadata"].get("held_out", []))
-    sources = [s for s in voc_photos() + video_sources(step=5) if s.name in held]
+    sources = [s for s in voc_photos() + video_sources(step=5) if s.name in held][: args.held_out]
     kept_flags, labels = [], []
     with torch.inference_mode():
         for source in sources:

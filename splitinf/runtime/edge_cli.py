@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 from pathlib import Path
 
 from splitinf.options import add_log_level_argument, deprecated_alias, setup_logging
 from splitinf.protocol import EDGE_LIVENESS, HEARTBEAT_MS
+from splitinf.runtime import transport
 from splitinf.runtime.edge import EdgeServer
 from splitinf.runtime.setup import ModelSetup, add_model_arguments, add_threads_argument, use_threads
 
@@ -40,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--score-threshold", type=float, default=None,
                         help="the detector's own score threshold (default: the model's; devices filter further)")
     parser.add_argument("--summary-json", default=None, help="also write the end-of-run summary here")
+    parser.add_argument("--ready-file", default=None, metavar="FILE",
+                        help="once serving, write {address, pid} here as JSON (a --bind port of * becomes the one "
+                             "bound)")
     add_log_level_argument(parser)
     add_threads_argument(parser)
     add_model_arguments(parser)
@@ -62,8 +67,13 @@ def main(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: server.stop.set())
     signal.signal(signal.SIGUSR1, lambda *_: report(server, threads, log, args.summary_json))
-    log.info("%s on %s (%s, batches ≤ %d, %d threads)", setup.describe(), args.bind, args.torch_device,
+    address = transport.bound_address(server.endpoint.socket)
+    log.info("%s on %s (%s, batches ≤ %d, %d threads)", setup.describe(), address, args.torch_device,
              args.max_batch, threads)
+    if args.ready_file:
+        partial = Path(args.ready_file + ".partial")
+        partial.write_text(json.dumps({"address": address, "pid": os.getpid()}))
+        partial.replace(args.ready_file)
     server.serve()
     print(json.dumps(report(server, threads, log, args.summary_json, "stopped")), flush=True)
     return 0

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,18 +34,14 @@ def memory_kb(pid: int, field: str = "VmRSS") -> int:
     raise RuntimeError(f"/proc/{pid}/status has no {field}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class EdgeProcess:
-    """``with EdgeProcess(["--max-batch", "8"]) as edge: edge.address`` — ready once it serves."""
+    """``with EdgeProcess(["--max-batch", "8"]) as edge: edge.address`` — ready once it serves. Without a
+    ``port`` the edge binds any free one itself and reports it in its ready file (no port picked here and
+    raced for)."""
 
     def __init__(self, args: Sequence[str] = (), port: int | None = None, startup_timeout: float = 180.0,
                  bin_dir: Path | None = None, cwd: Path | None = None) -> None:
-        self.port = port or free_port()
+        self.port = port
         self.bin_dir, self.cwd = bin_dir, cwd
         self.args = list(args)
         self.startup_timeout = startup_timeout
@@ -57,23 +54,25 @@ class EdgeProcess:
         return f"tcp://127.0.0.1:{self.port}"
 
     def start(self) -> EdgeProcess:
-        self.process = subprocess.Popen([script("splitinf-edge", self.bin_dir), "--bind", self.address, *self.args],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.cwd)
-        ready = threading.Event()
-
-        def drain() -> None:  # keep reading stderr so the edge never blocks on a full pipe
-            for line in self.process.stderr:
-                self.log.append(line)
-                if line.startswith("splitinf-edge:"):
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=drain, daemon=True).start()
-        ready.wait(self.startup_timeout)
-        if self.process.poll() is not None or not ready.is_set():
-            self.kill()
-            raise RuntimeError("splitinf-edge did not start: " + "".join(self.log[-5:]).strip())
+        with tempfile.TemporaryDirectory(prefix="splitinf-edge-") as folder:
+            ready = Path(folder) / "ready.json"
+            bind = self.address if self.port else "tcp://127.0.0.1:*"
+            self.process = subprocess.Popen([script("splitinf-edge", self.bin_dir), "--bind", bind, "--ready-file",
+                                             str(ready), *self.args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                            text=True, cwd=self.cwd)
+            threading.Thread(target=self._drain, daemon=True).start()
+            deadline = time.monotonic() + self.startup_timeout
+            while not ready.exists() and self.process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)  # polling the edge's own signal, not waiting a guessed time
+            if not ready.exists():
+                self.kill()
+                raise RuntimeError("splitinf-edge did not start: " + "".join(self.log[-5:]).strip())
+            self.port = int(json.loads(ready.read_text())["address"].rsplit(":", 1)[1])
         return self
+
+    def _drain(self) -> None:  # keep reading stderr so the edge never blocks on a full pipe
+        for line in self.process.stderr:
+            self.log.append(line)
 
     def stop(self, sig: int = signal.SIGINT) -> dict | None:
         """Stop it (SIGINT: clean shutdown with a summary) and return the summary it printed."""

@@ -32,13 +32,13 @@ def test_relay_and_discrete_event_mode_agree_per_message(tmp_path):
         sender = socket.create_connection(("127.0.0.1", relay.port))
         sender.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sender.sendall(b"w")  # warm the path up (the relay dials the edge when the device connects)
-        time.sleep(0.3)
+        wait_for(lambda: sink.received() >= 1)
         sent = []
         for size in sizes:
             sent.append(time.monotonic())
             sender.sendall(b"x" * size)
-            time.sleep(0.12)
-        time.sleep(1.5)
+            time.sleep(0.12)  # the scenario's pace: one message every 120 ms (not a synchronisation)
+        wait_for(lambda: sink.received() >= 1 + sum(sizes))
         sender.close()
         link_sent = [relay.link_ms(t) for t in sent]
     sink.close()
@@ -64,6 +64,14 @@ def test_relay_and_discrete_event_mode_agree_per_message(tmp_path):
     assert abs(sorted(errors)[len(errors) // 2]) < 1.0
 
 
+def wait_for(condition, timeout: float = 30.0) -> None:
+    """Poll ``condition`` until it holds: the processes signal progress, no guessed sleep."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the relay"
+        time.sleep(0.01)
+
+
 def test_zeromq_request_reply_through_the_relay():
     context = zmq.Context.instance()
     server = context.socket(zmq.REP)
@@ -81,17 +89,14 @@ def test_zeromq_request_reply_through_the_relay():
         client.connect(f"tcp://{relay.address}")
         payload = b"p" * 50_000
         for _ in range(3):
-            start = time.monotonic()
             client.send(payload)
-            assert client.recv() == payload
-            elapsed = time.monotonic() - start
+            assert client.poll(10_000) and client.recv() == payload
         client.close()
     thread.join(timeout=5)
     server.close()
-    # 50 kB at 2 Mbit/s ≈ 200 ms up, 40 ms down, plus 2 × 20 ms delay
-    assert 0.25 < elapsed < 0.6
-    summary = relay.summary
-    assert summary["uplink"]["bytes"] >= 3 * 50_000 and summary["relay"]["connections"] == 1
+    summary = relay.summary  # what crossed: the three requests and their headers, on one connection
+    assert 3 * (50_000 + 30 * 56) <= summary["uplink"]["bytes"] < 3 * 60_000  # payload + per-packet headers
+    assert summary["uplink"]["delivered_bytes"] >= 3 * 50_000 and summary["relay"]["connections"] == 1
 
 
 @pytest.mark.parametrize(("content", "message"), [("10\n5\n", "line 2"), ("abc\n", "line 1"), ("", "empty trace")])
@@ -123,7 +128,7 @@ def test_relay_counts_a_failed_edge_connection():
     free.close()
     with RelayProcess(f"127.0.0.1:{dead_port}") as relay:
         client = socket.create_connection(("127.0.0.1", relay.port))
+        client.settimeout(10)
         assert client.recv(10) == b""  # the relay hangs up when the edge is unreachable
         client.close()
-        time.sleep(0.1)
     assert relay.summary["relay"]["connect_failures"] == 1

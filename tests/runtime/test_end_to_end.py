@@ -15,12 +15,16 @@ import zmq
 from splitinf.data import resolve, video_frames
 from splitinf.models import build_detector
 from splitinf.protocol import PROTOCOL_VERSION, Hello, encode
+from splitinf.runtime.device import DeviceClient
 from splitinf.runtime.policy import MIN_RATE_SAMPLES
 from splitinf.runtime.processes import device_command as _device_command
-from splitinf.runtime.processes import device_results, half_the_cores, script
+from splitinf.runtime.processes import device_results, half_the_cores
 from splitinf.runtime.processes import run_device as _run_device
+from splitinf.runtime.setup import DEFAULT_MODEL, ModelSetup
+from splitinf.runtime.sources import FrameSource
 
 from .conftest import FAST_MODEL, VIDEO
+from .scripted_edge import ScriptedEdge
 
 
 def device_command(address, args, folder):
@@ -81,7 +85,9 @@ def hostile_client(address: str, stop: threading.Event) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_hostile_peers_do_not_disturb_a_streaming_device(edge_factory, tmp_path):
+    """The fast representative: tests/runtime/test_malformed_input.py (each class and its ERROR code)."""
     edge = edge_factory(FAST_MODEL)
     stop = threading.Event()
     attacker = threading.Thread(target=hostile_client, args=(edge.address, stop), daemon=True)
@@ -105,52 +111,29 @@ def edge_results_so_far(folder) -> int:
     return path.read_text().count('"outcome": "edge"') if path.exists() else 0
 
 
+@pytest.mark.slow
 def test_device_recovers_when_the_edge_is_killed_and_restarted(edge_factory, tmp_path):
+    """The fast representative: tests/runtime/test_reliability.py (a hung edge left and greeted again)."""
     edge = edge_factory(FAST_MODEL)
     device = subprocess.Popen(device_command(edge.address, [*FAST_MODEL, "--frames", "200", "--fps", "8",
                                                             "--deadline-ms", "1000"], tmp_path),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while edge_results_so_far(tmp_path) < 10 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    edge.kill()
-    before = edge_results_so_far(tmp_path)
-    time.sleep(1.0)
-    edge_factory(FAST_MODEL, port=edge.port)  # returns once the new edge is serving
-    ready = time.monotonic()
-    while edge_results_so_far(tmp_path) == before and time.monotonic() < ready + 30:
-        time.sleep(0.05)
-    recovered_after = time.monotonic() - ready
-    out, err = device.communicate(timeout=300)
+    try:
+        deadline = time.monotonic() + 120
+        while edge_results_so_far(tmp_path) < 10 and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling the device's own output, bounded
+        edge.kill()
+        before = edge_results_so_far(tmp_path)
+        edge_factory(FAST_MODEL, port=edge.port)  # returns once the new edge is serving
+        out, err = device.communicate(timeout=300)
+    finally:
+        if device.poll() is None:
+            device.kill()
     assert device.returncode == 0, err
     summary, frames = device_results(tmp_path)
-    assert summary["accounted"] == summary["frames"] == 200
+    assert summary["accounted"] == summary["frames"] == 200 == len({f["frame"] for f in frames})
     assert summary["reconnects"] >= 1
-    assert recovered_after < 5.0
     assert summary["counts"]["edge"] > before + 10  # it kept streaming after the restart
-
-
-@pytest.fixture
-def keys(tmp_path):
-    folder = tmp_path / "keys"
-    subprocess.run([script("splitinf"), "keys", "--out", str(folder), "--device", "cam1"], check=True,
-                   capture_output=True, timeout=120)
-    return folder
-
-
-def test_authenticated_edge_serves_listed_keys_only(edge_factory, keys, tmp_path):
-    edge = edge_factory([*FAST_MODEL, "--auth", str(keys)])
-    good = tmp_path / "good"
-    good.mkdir()
-    summary, _ = run_device(edge.address, [*FAST_MODEL, "--frames", "6", "--fps", "2", "--key",
-                                           str(keys / "cam1.key_secret"), "--server-key", str(keys / "edge.key")],
-                            good)
-    assert summary["counts"]["edge"] >= 3 and summary["accounted"] == 6
-    stranger = subprocess.run(device_command(edge.address, [*FAST_MODEL, "--frames", "3"], tmp_path),
-                              capture_output=True, text=True, timeout=300)
-    assert stranger.returncode == 2 and "did not answer" in stranger.stderr
-    edge_summary = edge.stop()
-    assert edge_summary["rejected_connections"] >= 1, edge_summary
 
 
 def test_edge_refuses_a_device_with_another_model_and_says_why(edge_factory, tmp_path):
@@ -164,6 +147,7 @@ def test_edge_refuses_a_device_with_another_model_and_says_why(edge_factory, tmp
 
 
 
+@pytest.mark.slow
 def test_auto_probes_the_link_with_copies_then_offloads(edge_factory, tmp_path):
     """--mode auto starts local (no link measured yet); JPEG copies of local frames measure the loopback link
     (a few answers before it trusts them), after which offloading wins on this slowed-down device. Probes are
@@ -182,3 +166,19 @@ def test_auto_probes_the_link_with_copies_then_offloads(edge_factory, tmp_path):
     assert summary["probes"]["sent"] >= MIN_RATE_SAMPLES and summary["probes"]["answered"] >= MIN_RATE_SAMPLES
     assert summary["auto_choices"]["local"] >= 1 and summary["counts"]["edge"] >= 5
     assert all(isinstance(f["captured_s"], float) for f in frames)
+
+
+def test_auto_probes_a_scripted_edge_with_copies_then_offloads():
+    """The fast representative of the test above, in process against an edge that answers at once: what it
+    asserts does not depend on how fast this machine runs the model."""
+    setup = ModelSetup.build(DEFAULT_MODEL, None, "s16", None)
+    outcomes = []
+    with ScriptedEdge(setup.fingerprint) as edge:
+        client = DeviceClient(setup, edge.address, mode="auto", auto_modes=("local", "jpeg"), jpeg_size=(300, 300),
+                              slowdown=3, on_outcome=lambda outcome, _: outcomes.append(outcome))
+        summary = client.run(FrameSource(VIDEO, fps=10, start=700), 40)
+    assert summary["probes"]["sent"] >= MIN_RATE_SAMPLES and summary["probes"]["answered"] >= MIN_RATE_SAMPLES
+    first_offload = min(o.seq for o in outcomes if o.outcome == "edge")
+    assert all(o.outcome != "edge" for o in outcomes if o.seq < first_offload)  # local (and probing) first …
+    assert summary["auto_choices"]["jpeg"] >= 10  # … then offloading wins on this slowed-down device
+    assert sorted(o.seq for o in outcomes) == list(range(40)) and summary["accounted"] == 40  # each once
