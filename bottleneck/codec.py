@@ -7,8 +7,10 @@ Bitstream (little-endian), 15 header bytes then the payload::
 
 * ``float32`` (id 0): the tensor as float32 — lossless, for exact split inference without a bottleneck;
 * ``minmax8`` (id 1): per-tensor min/max (2 × float32) then one uint8 per value — the HND/GHND baseline;
-* ``entropy`` (id 2): integer symbols range-coded with ``constriction``, one categorical table per channel
-  derived from the learned factorized density (the fingerprint names those tables).
+* ``entropy`` (id 2): integer symbols range-coded, one categorical table per channel derived from the learned
+  factorized density (the fingerprint names those tables). Encoding writes exactly the words
+  ``constriction``'s range coder would (:mod:`splitinf.bottleneck.range_coder`, which runs where
+  ``constriction`` has no wheel: aarch64 boards); decoding uses ``constriction``.
 
 A truncated, corrupted or foreign bitstream raises :class:`CodecError` naming what is wrong: the CRC catches
 damage that would otherwise decode into plausible garbage, the fingerprint catches a decoder whose tables
@@ -23,9 +25,9 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import constriction
 import numpy as np
 import torch
+from splitinf.bottleneck.range_coder import RangeEncoder
 from torch import Tensor
 
 MAGIC = b"S"
@@ -162,7 +164,8 @@ class ChannelTables:
 
 
 class EntropyCodec(Codec):
-    """Range coding (constriction's queue coder) of rounded features with per-channel learned tables.
+    """Range coding of rounded features with per-channel learned tables (constriction's queue coder and its
+    ``Categorical(pmf, perfect=False)`` models, bit for bit).
 
     Values outside a channel's support (probability below the tail mass) are clamped to its edge.
     """
@@ -172,34 +175,45 @@ class EntropyCodec(Codec):
     def __init__(self, tables: ChannelTables) -> None:
         self.tables = tables
         self.fingerprint = tables.fingerprint()
-        self._models = [constriction.stream.model.Categorical(pmf, perfect=False) for pmf in tables.pmf]
+        self._encoder = RangeEncoder(tables.pmf)
+        self._decoder_models: list | None = None  # built on the first decode: an encoding device needs none
+
+    @property
+    def _models(self) -> list:
+        if self._decoder_models is None:
+            import constriction  # the edge's side only: no aarch64 wheel exists
+
+            self._decoder_models = [constriction.stream.model.Categorical(pmf, perfect=False)
+                                    for pmf in self.tables.pmf]
+        return self._decoder_models
 
     def symbols(self, features: Tensor) -> np.ndarray:
         """The integer symbols [C, H, W] a frame is coded as (rounded, clamped to the supports)."""
         array = np.rint(_frame(features)).astype(np.int32)
-        if array.shape[0] != len(self._models):
-            raise ValueError(f"features have {array.shape[0]} channels, the tables {len(self._models)}")
+        if array.shape[0] != len(self.tables.pmf):
+            raise ValueError(f"features have {array.shape[0]} channels, the tables {len(self.tables.pmf)}")
         lows = np.array(self.tables.low, dtype=np.int32)[:, None, None]
         highs = lows + np.array([len(p) - 1 for p in self.tables.pmf], dtype=np.int32)[:, None, None]
         return np.clip(array, lows, highs)
 
     def compress(self, features: Tensor) -> bytes:
         symbols = self.symbols(features)
-        encoder = constriction.stream.queue.RangeEncoder()
-        for c, model in enumerate(self._models):
-            encoder.encode((symbols[c].ravel() - self.tables.low[c]).astype(np.int32), model)
-        return pack(ENTROPY, symbols.shape, self.fingerprint, encoder.get_compressed().astype("<u4").tobytes())
+        words = self._encoder.encode([symbols[c] - low for c, low in enumerate(self.tables.low)])
+        return pack(ENTROPY, symbols.shape, self.fingerprint, words.astype("<u4").tobytes())
 
     def decompress(self, data: bytes) -> Tensor:
         header, payload = self._check(data)
         channels, height, width = header.shape
-        if channels != len(self._models):
-            raise CodecError(f"bitstream has {channels} channels, the tables {len(self._models)}")
+        if channels != len(self.tables.pmf):
+            raise CodecError(f"bitstream has {channels} channels, the tables {len(self.tables.pmf)}")
         if len(payload) % 4:
             raise CodecError(f"entropy payload of {len(payload)} bytes is not whole 32-bit words (truncated)")
+        models = self._models
+        import constriction
+
         try:
             decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, "<u4").copy())
-            planes = [decoder.decode(model, height * width) + low for model, low in zip(self._models, self.tables.low)]
+            planes = [decoder.decode(model, height * width) + low for model, low in zip(models, self.tables.low)]
         except Exception as exc:  # constriction reports damaged streams with several exception types
             raise CodecError(f"entropy payload cannot be decoded: {exc}") from None
         return torch.from_numpy(np.stack(planes).reshape(header.shape).astype(np.float32))
