@@ -1,11 +1,23 @@
-"""Shared fixtures: real images from the shared data, decoded once per session."""
+"""Shared fixtures: real images from the shared data, decoded once per session.
+
+One torch thread per process, here and in every process a test starts: with a thread per core, a core taken by
+anything else (another process of the same test, a busy neighbour) leaves torch's threads spinning at their
+barriers, and a 30 ms head takes 200 ms (measured with a busy loop on one of two cores) — frames then miss the
+deadlines the tests script around.
+"""
 
 from __future__ import annotations
 
-import pytest
-import torch
+import os
 
-from splitinf.data import VAL_UNION, coco_images, read_image
+os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"  # inherited by the processes tests start
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+from splitinf.data import VAL_UNION, coco_images, read_image  # noqa: E402
 
 
 @pytest.fixture(scope="session")

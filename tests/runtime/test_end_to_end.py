@@ -53,7 +53,9 @@ def test_split_without_bottleneck_equals_the_unsplit_model_across_processes(edge
                         for box, score, label in zip(local["boxes"], local["scores"], local["labels"])]
             assert delivered[index]["detections"] == expected  # tolerance 0
     edge_summary = edge.stop()
-    assert edge_summary["malformed"] == 0 and edge_summary["batched_frames"] == len(delivered)
+    # every delivered frame was computed by the edge; more only where an answer came after its frame's deadline
+    late = summary["late_results"] + summary["counts"]["stale"]
+    assert edge_summary["malformed"] == 0 and len(delivered) <= edge_summary["batched_frames"] <= len(delivered) + late
 
 
 def hostile_client(address: str, stop: threading.Event) -> None:
