@@ -1,16 +1,7 @@
 """Deploy codecs: a feature tensor of one frame [C, H, W] ↔ a self-describing bitstream.
 
-Bitstream (little-endian), 15 header bytes then the payload::
-
-    magic 'S' | version (4 bits) codec id (4 bits) | C (u8) | H (u16) | W (u16) | tables fingerprint (4 B)
-    | CRC-32 of the payload (4 B) | payload
-
-* ``float32`` (id 0): the tensor as float32 — lossless, for exact split inference without a bottleneck;
-* ``minmax8`` (id 1): per-tensor min/max (2 × float32) then one uint8 per value — the HND/GHND baseline;
-* ``entropy`` (id 2): integer symbols range-coded, one categorical table per channel derived from the learned
-  factorized density (the fingerprint names those tables). Encoding writes exactly the words
-  ``constriction``'s range coder would (:mod:`splitinf.bottleneck.range_coder`, which runs where
-  ``constriction`` has no wheel: aarch64 boards); decoding uses ``constriction``.
+The bitstream and its encoders are :mod:`splitinf.bottleneck.bitstream` (torch-free, what a board runs); these
+classes take tensors and decode (the edge decodes entropy-coded streams with ``constriction``).
 
 A truncated, corrupted or foreign bitstream raises :class:`CodecError` naming what is wrong: the CRC catches
 damage that would otherwise decode into plausible garbage, the fingerprint catches a decoder whose tables
@@ -19,62 +10,27 @@ differ from the encoder's.
 
 from __future__ import annotations
 
-import hashlib
 import struct
-import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-from splitinf.bottleneck.range_coder import RangeEncoder
+from splitinf.bottleneck.bitstream import (
+    CODEC_NAMES,
+    ENTROPY,
+    FLOAT32,
+    MINMAX8,
+    NO_TABLES,
+    ChannelTables,
+    CodecError,
+    EntropyEncoder,
+    Header,
+    encode_float32,
+    encode_minmax8,
+    unpack,
+)
 from torch import Tensor
 
-MAGIC = b"S"
-VERSION = 1
-HEADER = struct.Struct("<cBBHH4sI")  # magic, version<<4|codec, C, H, W, fingerprint, crc32
-FLOAT32, MINMAX8, ENTROPY = 0, 1, 2
-CODEC_NAMES = {FLOAT32: "float32", MINMAX8: "minmax8", ENTROPY: "entropy"}
-NO_TABLES = b"\0\0\0\0"
-
-
-class CodecError(ValueError):
-    """A bitstream that cannot be decoded as claimed."""
-
-
-@dataclass(frozen=True)
-class Header:
-    codec: int
-    shape: tuple[int, int, int]
-    fingerprint: bytes
-    crc: int
-
-
-def pack(codec: int, shape: Sequence[int], fingerprint: bytes, payload: bytes) -> bytes:
-    channels, height, width = shape
-    if not (channels < 256 and height < 65536 and width < 65536):
-        raise ValueError(f"tensor shape {tuple(shape)} does not fit the bitstream header (C < 256, H, W < 65536)")
-    header = HEADER.pack(MAGIC, VERSION << 4 | codec, channels, height, width, fingerprint, zlib.crc32(payload))
-    return header + payload
-
-
-def unpack(data: bytes) -> tuple[Header, bytes]:
-    """Split and check a bitstream: magic, version, CRC. Raises :class:`CodecError`."""
-    if len(data) < HEADER.size:
-        raise CodecError(f"bitstream of {len(data)} bytes is shorter than its {HEADER.size}-byte header (truncated)")
-    magic, version_codec, channels, height, width, fingerprint, crc = HEADER.unpack_from(data)
-    if magic != MAGIC:
-        raise CodecError(f"not a splitinf bitstream (first byte {magic!r}, expected {MAGIC!r})")
-    version, codec = version_codec >> 4, version_codec & 0xF
-    if version != VERSION:
-        raise CodecError(f"bitstream version {version}, this decoder reads version {VERSION}")
-    if codec not in CODEC_NAMES:
-        raise CodecError(f"unknown codec id {codec} (known: {CODEC_NAMES})")
-    payload = bytes(data[HEADER.size :])
-    if zlib.crc32(payload) != crc:
-        raise CodecError(f"bitstream payload ({len(payload)} bytes) fails its CRC-32: truncated or corrupted")
-    return Header(codec, (channels, height, width), fingerprint, crc), payload
-
+__all__ = ["ChannelTables", "Codec", "CodecError", "EntropyCodec", "Float32Codec", "MinMax8Codec", "describe"]
 
 class Codec:
     codec_id: int
@@ -107,8 +63,7 @@ class Float32Codec(Codec):
     codec_id, name = FLOAT32, "float32"
 
     def compress(self, features: Tensor) -> bytes:
-        array = _frame(features)
-        return pack(FLOAT32, array.shape, self.fingerprint, array.astype("<f4").tobytes())
+        return encode_float32(_frame(features), self.fingerprint)
 
     def decompress(self, data: bytes) -> Tensor:
         header, payload = self._check(data)
@@ -124,11 +79,7 @@ class MinMax8Codec(Codec):
     codec_id, name = MINMAX8, "minmax8"
 
     def compress(self, features: Tensor) -> bytes:
-        array = _frame(features)
-        low, high = float(array.min()), float(array.max())
-        scale = (high - low) / 255.0 if high > low else 1.0
-        levels = np.clip(np.rint((array - low) / scale), 0, 255).astype(np.uint8)
-        return pack(MINMAX8, array.shape, self.fingerprint, struct.pack("<ff", low, scale) + levels.tobytes())
+        return encode_minmax8(_frame(features), self.fingerprint)
 
     def decompress(self, data: bytes) -> Tensor:
         header, payload = self._check(data)
@@ -140,42 +91,16 @@ class MinMax8Codec(Codec):
         return torch.from_numpy(levels.astype(np.float32) * np.float32(scale) + np.float32(low))
 
 
-@dataclass(frozen=True)
-class ChannelTables:
-    """Per-channel categorical distributions over the integers ``low[c] … low[c] + len(pmf[c]) - 1``."""
-
-    low: tuple[int, ...]
-    pmf: tuple[np.ndarray, ...]
-
-    def fingerprint(self) -> bytes:
-        digest = hashlib.sha256()
-        for low, pmf in zip(self.low, self.pmf):
-            digest.update(struct.pack("<iI", low, len(pmf)))
-            digest.update(np.ascontiguousarray(pmf, dtype="<f8").tobytes())
-        return digest.digest()[:4]
-
-    def cross_entropy_bits(self, symbols: np.ndarray) -> float:
-        """Bits the tables assign to integer symbols [C, H, W] (after clamping to each channel's support)."""
-        bits = 0.0
-        for c, (low, pmf) in enumerate(zip(self.low, self.pmf)):
-            index = np.clip(symbols[c].ravel() - low, 0, len(pmf) - 1)
-            bits -= float(np.log2(pmf[index]).sum())
-        return bits
-
-
 class EntropyCodec(Codec):
-    """Range coding of rounded features with per-channel learned tables (constriction's queue coder and its
-    ``Categorical(pmf, perfect=False)`` models, bit for bit).
-
-    Values outside a channel's support (probability below the tail mass) are clamped to its edge.
-    """
+    """Range coding of rounded features with per-channel learned tables (:class:`EntropyEncoder`); decoded
+    with constriction's queue coder. Values outside a channel's support are clamped to its edge."""
 
     codec_id, name = ENTROPY, "entropy"
 
     def __init__(self, tables: ChannelTables) -> None:
         self.tables = tables
-        self.fingerprint = tables.fingerprint()
-        self._encoder = RangeEncoder(tables.pmf)
+        self.encoder = EntropyEncoder(tables)
+        self.fingerprint = self.encoder.fingerprint
         self._decoder_models: list | None = None  # built on the first decode: an encoding device needs none
 
     @property
@@ -189,17 +114,10 @@ class EntropyCodec(Codec):
 
     def symbols(self, features: Tensor) -> np.ndarray:
         """The integer symbols [C, H, W] a frame is coded as (rounded, clamped to the supports)."""
-        array = np.rint(_frame(features)).astype(np.int32)
-        if array.shape[0] != len(self.tables.pmf):
-            raise ValueError(f"features have {array.shape[0]} channels, the tables {len(self.tables.pmf)}")
-        lows = np.array(self.tables.low, dtype=np.int32)[:, None, None]
-        highs = lows + np.array([len(p) - 1 for p in self.tables.pmf], dtype=np.int32)[:, None, None]
-        return np.clip(array, lows, highs)
+        return self.encoder.symbols(_frame(features))
 
     def compress(self, features: Tensor) -> bytes:
-        symbols = self.symbols(features)
-        words = self._encoder.encode([symbols[c] - low for c, low in enumerate(self.tables.low)])
-        return pack(ENTROPY, symbols.shape, self.fingerprint, words.astype("<u4").tobytes())
+        return self.encoder.encode(_frame(features))
 
     def decompress(self, data: bytes) -> Tensor:
         header, payload = self._check(data)

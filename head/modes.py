@@ -1,13 +1,16 @@
-"""Each mode's device half, written once (the modes: :mod:`splitinf.modes`): what the camera board does with a
-frame. The device runtime, the evaluation, the cost measurement and the load generator all call these.
+"""Each mode's device half as eager PyTorch, written once (the modes: :mod:`splitinf.modes`): what the camera
+board does with a frame. The device runtime, the evaluation, the cost measurement and the load generator all
+call these; :mod:`splitinf.board` holds the same halves exported for a board (and the JPEG half both share).
 
-Each half times its own stages (milliseconds, as the device reports them). ``slowdown`` plays a slower
-board: the neural compute of a frame is stretched to that many times its duration (JPEG encoding is not).
+A half takes a uint8 RGB frame [3, H, W] as an array or a tensor. Each times its own stages (milliseconds, as
+the device reports them). ``slowdown`` plays a slower board: the neural compute of a frame is stretched to
+that many times its duration (JPEG encoding is not).
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import torch
 from splitinf.bottleneck import Codec
@@ -15,17 +18,14 @@ from splitinf.head.prefilter import Prefilter
 from splitinf.head.split_head import Head
 from torch import Tensor
 
-from splitinf.data import jpeg_bytes, resize_rgb
+from splitinf.board.halves import JpegEncoder, stretched_ms
 from splitinf.models import SplittableDetector
 from splitinf.modes import JPEG, LOCAL, SPLIT
 from splitinf.protocol import Payload
 
-
-def _elapsed_ms(start_ns: int, slowdown: float = 1.0) -> float:
-    """Milliseconds since ``start_ns``, after stretching them to ``slowdown`` times (sleeping the difference)."""
-    if slowdown > 1:
-        time.sleep((time.perf_counter_ns() - start_ns) * (slowdown - 1) / 1e9)
-    return (time.perf_counter_ns() - start_ns) / 1e6
+__all__ = [
+    "JpegEncoder", "LocalCompute", "PrefilterGate", "SplitEncoder", "TorchEngine", "device_halves", "torch_engine",
+]
 
 
 class LocalCompute:
@@ -36,32 +36,11 @@ class LocalCompute:
     def __init__(self, detector: SplittableDetector, slowdown: float = 1.0) -> None:
         self.detector, self.slowdown = detector, slowdown
 
-    def __call__(self, image: Tensor) -> tuple[dict[str, Tensor], dict[str, float]]:
+    def __call__(self, image: Any) -> tuple[dict[str, Tensor], dict[str, float]]:
         start = time.perf_counter_ns()
         with torch.inference_mode():
-            detections = self.detector([image])[0]
-        return detections, {"local": _elapsed_ms(start, self.slowdown)}
-
-
-class JpegEncoder:
-    """``jpeg``: the frame as a JPEG, at its captured size or resized to ``size`` (height, width)."""
-
-    name = JPEG
-
-    def __init__(self, quality: int = 90, size: tuple[int, int] | None = None) -> None:
-        if not 1 <= quality <= 100:
-            raise ValueError(f"JPEG quality must be within 1..100, got {quality}")
-        self.quality, self.size = quality, size
-        self.codec = f"jpeg{quality}"
-
-    def __call__(self, image: Tensor) -> tuple[Payload, dict[str, float]]:
-        start = time.perf_counter_ns()
-        original = (int(image.shape[-2]), int(image.shape[-1]))
-        sent = image if self.size is None else resize_rgb(image, self.size)
-        data = jpeg_bytes(sent, self.quality)
-        size = (int(sent.shape[-2]), int(sent.shape[-1]))
-        stages = {"encode": (time.perf_counter_ns() - start) / 1e6}
-        return Payload(JPEG, (original, size, size), self.codec, data), stages
+            detections = self.detector([torch.as_tensor(image)])[0]
+        return detections, {"local": stretched_ms(start, self.slowdown)}
 
 
 class SplitEncoder:
@@ -75,8 +54,9 @@ class SplitEncoder:
             head.check_prefilter(prefilter)  # now, not on every frame
         self.head, self.codec, self.prefilter, self.slowdown = head, codec, prefilter, slowdown
 
-    def features(self, image: Tensor) -> tuple[Tensor | None, tuple, dict[str, float]]:
+    def features(self, image: Any) -> tuple[Tensor | None, tuple, dict[str, float]]:
         """The head's features for ``image`` (None when the prefilter filtered it), its geometry, its stages."""
+        image = torch.as_tensor(image)
         start = time.perf_counter_ns()
         stages: dict[str, float] = {}
         with torch.inference_mode():
@@ -84,10 +64,10 @@ class SplitEncoder:
                 features, geometries = self.head([image])
             else:
                 features, geometries, stages["prefilter"] = self.head.forward_filtered([image], self.prefilter)
-        stages["head"] = _elapsed_ms(start, self.slowdown)
+        stages["head"] = stretched_ms(start, self.slowdown)
         return (None if features is None else features[0]), tuple(geometries[0]), stages
 
-    def __call__(self, image: Tensor) -> tuple[Payload | None, dict[str, float]]:
+    def __call__(self, image: Any) -> tuple[Payload | None, dict[str, float]]:
         features, geometry, stages = self.features(image)
         if features is None:
             return None, stages
@@ -120,8 +100,41 @@ class PrefilterGate:
             raise ValueError(f"the prefilter was trained for {prefilter.config.model}, not {detector.name}")
         self.detector, self.prefilter, self.slowdown = detector, prefilter, slowdown
 
-    def __call__(self, image: Tensor) -> tuple[bool, dict[str, float]]:
+    def __call__(self, image: Any) -> tuple[bool, dict[str, float]]:
         start = time.perf_counter_ns()
         with torch.inference_mode():
-            keep = self.prefilter.keeps(self.detector, [image])
-        return keep, {"prefilter": _elapsed_ms(start, self.slowdown)}
+            keep = self.prefilter.keeps(self.detector, [torch.as_tensor(image)])
+        return keep, {"prefilter": stretched_ms(start, self.slowdown)}
+
+
+class TorchEngine:
+    """The device halves of one model setup as eager PyTorch: ``splitinf-device --engine torch``.
+
+    An engine gives the device client its halves, its prefilter gate and what it tells the edge (the
+    fingerprint and the configuration); :class:`splitinf.board.engine.ExportedEngine` is the other one."""
+
+    name = "torch"
+
+    def __init__(self, detector: SplittableDetector, *, split: str | None, bottleneck, codec: Codec,
+                 fingerprint: str, config: dict, description: str, prefilter: Prefilter | None = None) -> None:
+        self.detector, self.split, self.bottleneck, self.codec = detector, split, bottleneck, codec
+        self.fingerprint, self.config, self.description, self.prefilter = fingerprint, config, description, prefilter
+
+    def halves(self, modes: set[str], *, jpeg_quality: int = 90, jpeg_size: tuple[int, int] | None = None,
+               slowdown: float = 1.0) -> dict:
+        return device_halves(self.detector, modes, split=self.split, bottleneck=self.bottleneck, codec=self.codec,
+                             jpeg_quality=jpeg_quality, jpeg_size=jpeg_size, prefilter=self.prefilter,
+                             slowdown=slowdown)
+
+    def gate(self, slowdown: float = 1.0) -> PrefilterGate | None:
+        return None if self.prefilter is None else PrefilterGate(self.detector, self.prefilter, slowdown)
+
+    def describe(self) -> str:
+        return f"{self.description}, engine torch"
+
+
+def torch_engine(setup, prefilter: Prefilter | None = None) -> TorchEngine:
+    """A :class:`~splitinf.runtime.setup.ModelSetup`'s device halves as eager PyTorch (with ``prefilter``)."""
+    return TorchEngine(setup.detector, split=setup.split, bottleneck=setup.bottleneck, codec=setup.codec,
+                       fingerprint=setup.fingerprint, config=setup.config, description=setup.describe(),
+                       prefilter=prefilter)

@@ -1,13 +1,9 @@
-"""Real images and video frames from the shared offline data, decoded with OpenCV into uint8 RGB tensors.
-
-The data lives outside the repository (per-image licences): ``$SPLITINF_DATA`` if set, else
-``../shared/data`` next to the working directory (a checkout beside the shared data, as in this project).
-"""
+"""Real images and video frames from the shared offline data, decoded with OpenCV into uint8 RGB tensors: the
+torch side of :mod:`splitinf.images` (which finds the data folder and holds the torch-free frame functions)."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,39 +13,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from splitinf import images
+from splitinf.images import DataError, data_root, jpeg_bytes, resolve
+
+__all__ = ["DataError", "data_root", "jpeg_bytes", "resolve"]  # with the torch functions below
+
 VAL_UNION = "coco-union/instances_val2017_union.json"
 ALL_UNION = "coco-union/instances_all_union.json"
 PERSON_VIDEO = "intel-sample-videos/one-by-one-person-detection.mp4"
 CAR_VIDEO = "intel-sample-videos/car-detection.mp4"
 
 
-class DataError(ValueError):
-    """Data that is missing or cannot be decoded."""
-
-
-def data_root() -> Path:
-    """The shared data folder; a clear error naming the variable and what was looked for."""
-    env = os.environ.get("SPLITINF_DATA")
-    candidate = Path(env) if env else Path.cwd().parent / "shared" / "data"
-    if candidate.is_dir():
-        return candidate
-    where = f"SPLITINF_DATA={env}" if env else f"SPLITINF_DATA is not set and {candidate} does not exist"
-    raise DataError(f"shared data folder not found ({where}): set SPLITINF_DATA to the folder holding "
-                    "coco-union/, intel-sample-videos/, traces/ and voc2007-trainval-roboflow/")
-
-
-def resolve(path: str | Path) -> Path:
-    """A path as given if it exists, else relative to the shared data folder."""
-    path = Path(path)
-    if path.exists() or path.is_absolute():
-        return path
-    return data_root() / path
-
-
 def bgr_to_tensor(frame: np.ndarray) -> Tensor:
     """An OpenCV BGR uint8 frame [H, W, 3] → an RGB uint8 tensor [3, H, W]."""
-    rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
+    return torch.from_numpy(images.bgr_to_rgb(frame))
 
 
 def read_image(path: str | Path) -> Tensor:
@@ -106,25 +83,9 @@ def video_frames(path: str | Path, max_frames: int | None = None, step: int = 1)
 
 def resize_rgb(image: Tensor, size: tuple[int, int]) -> Tensor:
     """Resize a uint8 RGB tensor to (height, width) with OpenCV's area filter (what a camera would do)."""
-    array = image.permute(1, 2, 0).contiguous().numpy()
-    small = cv2.resize(array, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    return torch.from_numpy(small).permute(2, 0, 1).contiguous()
-
-
-def jpeg_bytes(image: Tensor, quality: int) -> bytes:
-    """JPEG-encode a uint8 RGB tensor [3, H, W] with OpenCV at ``quality``."""
-    if not 1 <= quality <= 100:
-        raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
-    bgr = cv2.cvtColor(image.permute(1, 2, 0).contiguous().numpy(), cv2.COLOR_RGB2BGR)
-    ok, buffer = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise DataError("JPEG encoding failed")
-    return buffer.tobytes()
+    return torch.from_numpy(images.resize_rgb(image, size))
 
 
 def decode_jpeg(data: bytes) -> Tensor:
     """Decode JPEG bytes into a uint8 RGB tensor [3, H, W]."""
-    frame = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if frame is None:
-        raise DataError(f"{len(data)} bytes are not a decodable image")
-    return bgr_to_tensor(frame)
+    return torch.from_numpy(images.decode_image(data))

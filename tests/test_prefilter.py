@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from splitinf.head import Head, Prefilter, PrefilterConfig, PrefilterError, load_prefilter
+from splitinf.head.modes import torch_engine
 
 from splitinf.models import build_detector
 from splitinf.models.compute import count_macs
@@ -68,7 +69,7 @@ def test_threshold_keeps_the_target_recall():
 @pytest.mark.parametrize(("threshold", "outcome"), [(1 - 1e-9, "filtered"), (1e-9, "local")])
 def test_device_counts_filtered_frames_and_sends_nothing_for_them(threshold, outcome):
     setup = ModelSetup.build("ssdlite_mobilenet_v2_person", None, "s16", None)
-    client = DeviceClient(setup, None, mode="local", prefilter=make(threshold))
+    client = DeviceClient(torch_engine(setup, make(threshold)), None, mode="local")
     summary = client.run(FrameSource("intel-sample-videos/one-by-one-person-detection.mp4", realtime=False,
                                      fps=5), max_frames=4)
     assert summary["accounted"] == summary["frames"] == 4
@@ -79,8 +80,8 @@ def test_device_refuses_at_startup_a_prefilter_its_head_cannot_feed():
     # The shipped tap-7 bottleneck's head stops at block 7 and its encoder: a block-12 prefilter cannot run.
     setup = ModelSetup.build("ssdlite_mobilenet_v2_person", None, None, str(default_bottleneck()))
     with pytest.raises(ValueError, match=r"reads trunk block 12, which this head does not run \(it runs blocks 0–7\)"):
-        DeviceClient(setup, "tcp://127.0.0.1:9", mode="split", prefilter=make(0.5, tap=12, channels=96))
-    DeviceClient(setup, "tcp://127.0.0.1:9", mode="split", prefilter=make(0.5, tap=6))  # it runs block 6: accepted
+        DeviceClient(torch_engine(setup, make(0.5, tap=12, channels=96)), "tcp://127.0.0.1:9", mode="split")
+    DeviceClient(torch_engine(setup, make(0.5, tap=6)), "tcp://127.0.0.1:9", mode="split")  # it runs block 6: accepted
 
 
 def test_shipped_tap7_prefilter_pairs_with_the_shipped_head(coco_val_images):
@@ -89,7 +90,7 @@ def test_shipped_tap7_prefilter_pairs_with_the_shipped_head(coco_val_images):
     setup = ModelSetup.build("ssdlite_mobilenet_v2_person", None, None, str(default_bottleneck()))
     prefilter = load_prefilter(find_checkpoint(DEFAULT_PREFILTER), "ssdlite_mobilenet_v2_person").eval()
     assert prefilter.config.tap == 7
-    DeviceClient(setup, "tcp://127.0.0.1:9", mode="split", prefilter=prefilter)  # accepted at startup
+    DeviceClient(torch_engine(setup, prefilter), "tcp://127.0.0.1:9", mode="split")  # accepted at startup
     head = Head(setup.detector, None, setup.bottleneck)
     with torch.inference_mode():
         kept = [head.forward_filtered([image], prefilter)[0] for image in coco_val_images[:4]]

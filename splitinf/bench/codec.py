@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from splitinf.bottleneck import MinMax8Codec, load_for, read_checkpoint
-from splitinf.bottleneck.codec import HEADER
+from splitinf.bottleneck.bitstream import HEADER
 from splitinf.data import PERSON_VIDEO, video_frames
 from splitinf.head import Head
 from splitinf.models import build_detector, detector_spec

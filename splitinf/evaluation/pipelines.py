@@ -63,9 +63,15 @@ def jpeg(detector: SplittableDetector, quality: int, resolution: str) -> Pipelin
 
 
 def split(detector: SplittableDetector, codec: Codec, *, split_point: str | None = None,
-          bottleneck: Bottleneck | None = None, name: str | None = None) -> Pipeline:
-    """Split inference as deployed: head → codec bitstream (its real bytes, header included) → tail."""
-    encoder = SplitEncoder(Head(detector, split_point, bottleneck), codec)
+          bottleneck: Bottleneck | None = None, name: str | None = None, encoder: Callable | None = None) -> Pipeline:
+    """Split inference as deployed: head → codec bitstream (its real bytes, header included) → tail. ``encoder``:
+    another device half to run instead of the eager head (an exported engine's, :mod:`splitinf.board.engine`)."""
+    encoder = encoder or SplitEncoder(Head(detector, split_point, bottleneck), codec)
     decoder = SplitDecoder(Tail(detector, split_point, bottleneck), codec)
     label = name or f"split {split_point or 'bottleneck'} {codec.name}"
     return Pipeline(label, _offload(encoder, decoder), "split")
+
+
+def local(detector_half: Callable, name: str) -> Pipeline:
+    """A ``local`` device half (the eager detector or an exported one) as a pipeline."""
+    return Pipeline(name, lambda image: (detector_half(image)[0], None), "local")

@@ -121,7 +121,7 @@ def reference_detections(args: argparse.Namespace, setup: ModelSetup) -> dict[in
     reference = {}
     with torch.inference_mode():
         for captured in source.frames(args.frames):
-            reference[captured.index + 1] = setup.detector([captured.image])[0]
+            reference[captured.index + 1] = setup.detector([torch.from_numpy(captured.image)])[0]
     source.close()
     return reference
 

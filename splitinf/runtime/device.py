@@ -2,8 +2,9 @@
 
 Three threads drive one :class:`~splitinf.runtime.session.DeviceSession`, each only under one lock: the
 capture thread reads the source at its pace; the main thread asks the session for the next job and runs it
-with the mode's device half (:mod:`splitinf.head.modes`); the I/O thread owns the socket: it sends, receives
-and ticks the session's clock (greetings, heartbeats, deadlines, give-ups, reconnects).
+with the mode's device half from the engine (eager PyTorch, :mod:`splitinf.head.modes`, or an exported graph,
+:mod:`splitinf.board.engine`); the I/O thread owns the socket: it sends, receives and ticks the session's clock
+(greetings, heartbeats, deadlines, give-ups, reconnects). Nothing here needs torch.
 """
 
 from __future__ import annotations
@@ -13,19 +14,34 @@ import socket as pysocket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
 
-import torch
-from torch import Tensor
+import numpy as np
 
 from splitinf.detections import kept
-from splitinf.head import Prefilter
-from splitinf.head.modes import PrefilterGate, device_halves
 from splitinf.modes import AUTO, AUTO_MODES, LOCAL, SPLIT, check_device_modes
 from splitinf.runtime import transport
 from splitinf.runtime.policy import starting_policy
 from splitinf.runtime.session import Action, DeviceSession, EdgeRefused, Job, Outcome, Reconnect, Send
-from splitinf.runtime.setup import ModelSetup
 from splitinf.runtime.sources import FrameSource
+
+Half = Callable[[Any], tuple[Any, dict[str, float]]]  # a frame → (detections or payload, its stages)
+
+
+class DeviceEngine(Protocol):
+    """What runs a device's halves: :class:`splitinf.head.modes.TorchEngine` (``ModelSetup.engine()``) or
+    :class:`splitinf.board.engine.ExportedEngine`."""
+
+    name: str
+    fingerprint: str
+    config: dict
+
+    def halves(self, modes: set[str], *, jpeg_quality: int, jpeg_size: tuple[int, int] | None,
+               slowdown: float) -> dict[str, Half]: ...
+
+    def gate(self, slowdown: float) -> Callable[[Any], tuple[bool, dict[str, float]]] | None: ...
+
+    def describe(self) -> str: ...
 
 
 def _now() -> float:  # the session's clock: the monotonic clock, in ms
@@ -33,34 +49,32 @@ def _now() -> float:  # the session's clock: the monotonic clock, in ms
 
 
 class DeviceClient:
-    def __init__(self, setup: ModelSetup, connect: str | None, *, mode: str = SPLIT, jpeg_quality: int = 90,
+    def __init__(self, engine: DeviceEngine, connect: str | None, *, mode: str = SPLIT, jpeg_quality: int = 90,
                  jpeg_size: tuple[int, int] | None = None, window: int = 2, deadline_ms: float = 2000.0,
                  fallback_local: bool = False, min_score: float = 0.05, name: str | None = None,
                  key: str | None = None, server_key: str | None = None, connect_timeout_s: float = 15.0,
-                 on_outcome: Callable[[Outcome, Tensor | None], None] | None = None, slowdown: float = 1.0,
-                 prefilter: Prefilter | None = None, auto_modes: tuple[str, ...] = AUTO_MODES) -> None:
+                 on_outcome: Callable[[Outcome, np.ndarray | None], None] | None = None, slowdown: float = 1.0,
+                 auto_modes: tuple[str, ...] = AUTO_MODES) -> None:
         check_device_modes(mode, auto_modes, connect, slowdown)
         uses = set(auto_modes) if mode == AUTO else {mode} | ({LOCAL} if fallback_local else set())
-        self.halves = device_halves(setup.detector, uses, split=setup.split, bottleneck=setup.bottleneck,
-                                    codec=setup.codec, jpeg_quality=jpeg_quality, jpeg_size=jpeg_size,
-                                    prefilter=prefilter, slowdown=slowdown)
-        self.gate = PrefilterGate(setup.detector, prefilter, slowdown) if prefilter is not None else None
+        self.halves = engine.halves(uses, jpeg_quality=jpeg_quality, jpeg_size=jpeg_size, slowdown=slowdown)
+        self.gate = engine.gate(slowdown)
         self.policy = starting_policy(auto_modes) if mode == AUTO else None
-        self.session = DeviceSession(mode=mode, fingerprint=setup.fingerprint, config=setup.config,
+        self.session = DeviceSession(mode=mode, fingerprint=engine.fingerprint, config=engine.config,
                                      name=name or f"device@{pysocket.gethostname()}", min_score=min_score,
                                      window=window, deadline_ms=deadline_ms, fallback_local=fallback_local,
                                      policy=self.policy)
-        self.setup, self.connect, self.mode, self.min_score = setup, connect, mode, min_score
+        self.engine, self.connect, self.mode, self.min_score = engine, connect, mode, min_score
         self.key, self.server_key, self.connect_timeout_s = key, server_key, connect_timeout_s
         self.on_outcome = on_outcome
-        self.images: dict[int, Tensor] = {}
+        self.images: dict[int, np.ndarray] = {}
         self.last_payload: dict = {}  # per mode: what a probe re-sends, so that probing costs no compute
         self.changed = threading.Condition()  # the lock around the session; notified when anything happened
         self.stop = threading.Event()
 
     def run(self, source: FrameSource, max_frames: int | None = None) -> dict:
         for half in self.halves.values():  # first calls allocate kernels: not on the first frames' time
-            half(torch.zeros(3, 300, 300, dtype=torch.uint8))
+            half(np.zeros((3, 300, 300), np.uint8))
         with self.changed:
             greeting = self.session.start(_now())
         if self.policy is not None and source.fps > 0:
@@ -83,7 +97,7 @@ class DeviceClient:
                 self._record(self.session.interrupt(_now()))
         if self.session.fatal:
             raise EdgeRefused(self.session.fatal)
-        return self.session.summary(model=self.setup.describe())
+        return self.session.summary(model=self.engine.describe(), engine=self.engine.name)
 
     def _await_edge(self) -> None:
         deadline = time.monotonic() + self.connect_timeout_s
@@ -105,6 +119,10 @@ class DeviceClient:
             for captured in source.frames(max_frames):
                 if self.stop.is_set():
                     break
+                if not source.realtime:  # a recording waits for the device: none of its frames is replaced
+                    with self.changed:
+                        while self.session.holds_waiting_frame() and not self.stop.is_set():
+                            self.changed.wait(0.05)
                 self.images[captured.index] = captured.image
                 self._record(self._locked(self.session.captured, captured.index, captured.captured_ns / 1e6,
                                           captured.decode_ms))

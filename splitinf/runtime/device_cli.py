@@ -4,6 +4,9 @@
     splitinf-device --mode jpeg --jpeg-quality 90 --connect ... --source 0
     splitinf-device --mode local --source frames/                         # the whole model on the device
 
+The device runs the exported int8 graphs (``splitinf export``; no torch needed) where an export of the asked
+model and head exists, else eager torch; ``--engine`` chooses.
+
 Writes one JSON line per frame (``--output``), an optional annotated video, and an end-of-run summary whose
 five counts (edge, local, filtered, stale, failed) add up to the frames captured.
 """
@@ -13,16 +16,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
+from pathlib import Path
 
-from splitinf.head import load_prefilter
+from splitinf.board.manifest import MANIFEST, ExportError, check_made_for, default_folder
 from splitinf.modes import AUTO_MODES, DEVICE_MODES
 from splitinf.options import deprecated_alias
-from splitinf.runtime.device import DeviceClient
-from splitinf.runtime.setup import ModelSetup, add_model_arguments, add_threads_argument, use_threads
+from splitinf.runtime.device import DeviceClient, DeviceEngine
+from splitinf.runtime.setup import add_model_arguments, add_threads_argument, bottleneck_for
 from splitinf.runtime.sinks import AnnotatedVideoSink, JsonLinesSink
 from splitinf.runtime.sources import FrameSource
 from splitinf.weights.checkpoints import find_checkpoint
+
+ENGINES = ("torch", "onnx-int8", "onnx-fp32")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="drop frames with nothing of interest before they cost bytes (default off)")
     parser.add_argument("--prefilter-threshold", type=float, default=None,
                         help="override the prefilter's trained decision threshold")
+    parser.add_argument("--engine", default=None, choices=ENGINES,
+                        help="what runs the device half: the exported graphs at int8 or fp32 on ONNX Runtime "
+                             "(splitinf export; what a board runs) or eager torch (default: onnx-int8 where an "
+                             "export of this model and head exists, else torch)")
+    parser.add_argument("--exported", default=None, metavar="DIR",
+                        help="the exported engine's folder (default: $SPLITINF_HOME/exported/MODEL--HEAD, where "
+                             "splitinf export writes)")
     parser.add_argument("--key", default=None, help="CurveZMQ: this device's secret key file")
     parser.add_argument("--server-key", default=None, help="CurveZMQ: the edge's public key file")
     parser.add_argument("--name", default=None, help="name reported to the edge")
@@ -77,12 +91,48 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return int(height), int(width)
 
 
+def asked_for(args: argparse.Namespace) -> dict:
+    """The model and head the options name, without loading anything: ``model`` and ``bottleneck`` or ``split``."""
+    bottleneck = bottleneck_for(args.model, args.bottleneck)
+    return {"model": args.model, **({"bottleneck": Path(bottleneck).name} if bottleneck else {"split": args.split})}
+
+
+def build_engine(args: argparse.Namespace) -> tuple[DeviceEngine, int]:
+    """The engine ``--engine`` names (or the default one) and the threads it computes with."""
+    asked = asked_for(args)
+    folder = Path(args.exported) if args.exported else default_folder(asked)
+    choice = args.engine or ("onnx-int8" if (folder / MANIFEST).is_file() or args.exported else "torch")
+    if choice == "torch":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise ExportError(f"torch is not installed (a board install) and there is no exported engine in {folder}: "
+                              "run `splitinf export` where the full install is, copy its folder here and pass "
+                              "--exported DIR") from None
+        from splitinf.head import load_prefilter
+        from splitinf.head.modes import torch_engine
+        from splitinf.runtime.setup import ModelSetup, use_threads
+
+        threads = use_threads(args.threads)
+        setup = ModelSetup.from_args(args)
+        prefilter = None
+        if args.prefilter != "off":
+            prefilter = load_prefilter(find_checkpoint(args.prefilter), setup.detector.name, args.prefilter_threshold)
+        return torch_engine(setup, prefilter), threads
+    from splitinf.board.engine import ExportedEngine
+
+    engine = ExportedEngine(folder, choice.removeprefix("onnx-"), threads=args.threads,
+                            prefilter=args.prefilter != "off", prefilter_threshold=args.prefilter_threshold)
+    check_made_for(engine.manifest, folder, asked)
+    exported_prefilter = (engine.manifest.prefilter or {}).get("name")
+    if args.prefilter != "off" and Path(find_checkpoint(args.prefilter)).name != exported_prefilter:
+        raise ExportError(f"the engine exported in {folder} carries the prefilter {exported_prefilter}, not "
+                          f"{args.prefilter}: export it with --prefilter {args.prefilter}")
+    return engine, args.threads or os.cpu_count() or 1
+
+
 def main(args: argparse.Namespace) -> int:
-    threads = use_threads(args.threads)
-    setup = ModelSetup.from_args(args)
-    prefilter = None
-    if args.prefilter != "off":
-        prefilter = load_prefilter(find_checkpoint(args.prefilter), setup.detector.name, args.prefilter_threshold)
+    engine, threads = build_engine(args)
     source = FrameSource(args.source, realtime=not args.no_realtime, fps=args.fps, start=args.start_frame)
     with contextlib.ExitStack() as stack:
         sinks = []
@@ -94,13 +144,13 @@ def main(args: argparse.Namespace) -> int:
             stack.callback(video.close)
             sinks.append(video)
         sink = (lambda outcome, record: [s(outcome, record) for s in sinks]) if sinks else None
-        client = DeviceClient(setup, args.connect, mode=args.mode, jpeg_quality=args.jpeg_quality,
+        client = DeviceClient(engine, args.connect, mode=args.mode, jpeg_quality=args.jpeg_quality,
                               jpeg_size=parse_size(args.jpeg_size),
                               window=args.window, deadline_ms=args.deadline_ms,
                               fallback_local=args.fallback == "local", min_score=args.min_score, name=args.name,
                               key=args.key, server_key=args.server_key, on_outcome=sink, slowdown=args.device_slowdown,
-                              prefilter=prefilter, auto_modes=tuple(args.auto_modes.split(",")))
-        print(f"splitinf-device: {setup.describe()}, mode {args.mode}, source {args.source}, {threads} threads",
+                              auto_modes=tuple(args.auto_modes.split(",")))
+        print(f"splitinf-device: {engine.describe()}, mode {args.mode}, source {args.source}, {threads} threads",
               file=sys.stderr, flush=True)
         try:
             summary = client.run(source, args.frames)

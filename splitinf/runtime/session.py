@@ -280,6 +280,10 @@ class DeviceSession:
         self.slot = frame
         return actions
 
+    def holds_waiting_frame(self) -> bool:
+        """A captured frame waits for the device (and a newer one would replace it)."""
+        return self.slot is not None
+
     def source_finished(self) -> list[Action]:
         self.source_done = True
         return []

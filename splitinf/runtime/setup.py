@@ -4,6 +4,9 @@ Both sides build the same :class:`ModelSetup` from the same defaults, so ``split
 ``splitinf-device --connect ADDR --source FILE`` work together with no other flag. The *fingerprint* hashes
 the configuration and every weight; the edge refuses a device whose fingerprint differs and says which
 configuration field differs.
+
+The options are read without torch (a board's ``splitinf-device --engine onnx`` parses them too); torch is
+loaded when a setup is built.
 """
 
 from __future__ import annotations
@@ -12,16 +15,17 @@ import argparse
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from splitinf.bottleneck import Bottleneck, Codec, Float32Codec, MinMax8Codec, load_for
-from splitinf.models import SplittableDetector, build_detector, detector_spec
 from splitinf.weights.checkpoints import DEFAULT_BOTTLENECK, default_bottleneck, find_checkpoint, update_digest
+
+if TYPE_CHECKING:
+    from splitinf.bottleneck import Bottleneck, Codec
+    from splitinf.models import SplittableDetector
 
 DEFAULT_MODEL = "ssdlite_mobilenet_v2_person"
 DEFAULT_SPLIT = "s16"
-PLAIN_CODECS = {"float32": Float32Codec, "minmax8": MinMax8Codec}
+PLAIN_CODECS = ("float32", "minmax8")  # payload codecs without a bottleneck (splitinf.bottleneck.codec)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +39,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                             f"'default' (the shipped {DEFAULT_BOTTLENECK}) or 'none' (plain --split); default default")
     group.add_argument("--split", default=DEFAULT_SPLIT,
                        help=f"split point when no bottleneck is used (default {DEFAULT_SPLIT})")
-    group.add_argument("--codec", default="minmax8", choices=sorted(PLAIN_CODECS),
+    group.add_argument("--codec", default="minmax8", choices=PLAIN_CODECS,
                        help="payload codec when no bottleneck is used (default minmax8; float32 is lossless)")
 
 
@@ -55,7 +59,9 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def use_threads(threads: int | None) -> int:
-    """Apply ``--threads`` (None: leave torch's default) and return the count in effect."""
+    """Apply ``--threads`` to torch (None: leave torch's default) and return the count in effect."""
+    import torch
+
     if threads is not None:
         torch.set_num_threads(threads)
     return torch.get_num_threads()
@@ -85,6 +91,9 @@ class ModelSetup:
     @classmethod
     def build(cls, model: str, weights: str | None, split: str | None, bottleneck_path: str | None,
               codec: str = "minmax8") -> ModelSetup:
+        from splitinf.bottleneck import Float32Codec, MinMax8Codec, load_for
+        from splitinf.models import build_detector, detector_spec
+
         spec = detector_spec(model)
         detector = build_detector(model, weights=weights or spec.default_weights)
         if bottleneck_path is not None:
@@ -93,7 +102,7 @@ class ModelSetup:
             what = {"bottleneck": Path(bottleneck_path).name, "bottleneck_fingerprint": bottleneck.fingerprint()}
         else:
             detector.split_point(split)  # refuse an unknown split point now
-            bottleneck, payload_codec = None, PLAIN_CODECS[codec]()
+            bottleneck, payload_codec = None, {"float32": Float32Codec, "minmax8": MinMax8Codec}[codec]()
             what = {"split": split}
         digest = hashlib.sha256()
         update_digest(digest, detector.state_dict())

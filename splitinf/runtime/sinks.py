@@ -7,7 +7,7 @@ import json
 import threading
 from typing import TextIO
 
-from torch import Tensor
+import numpy as np
 
 from splitinf.runtime.session import Outcome
 
@@ -19,7 +19,7 @@ class JsonLinesSink:
         self.stream = stream
         self.lock = threading.Lock()
 
-    def __call__(self, outcome: Outcome, image: Tensor | None) -> None:
+    def __call__(self, outcome: Outcome, image: np.ndarray | None) -> None:
         # captured_s: the device's monotonic clock (CLOCK_MONOTONIC on Linux, the relay's clock too), to line
         # frames up with other logs of the same machine.
         line = {"frame": outcome.seq, "outcome": outcome.outcome, "captured_s": outcome.captured_ms / 1e3,
@@ -46,12 +46,12 @@ class AnnotatedVideoSink:
         self.writer = None
         self.lock = threading.Lock()
 
-    def __call__(self, outcome: Outcome, image: Tensor | None) -> None:
+    def __call__(self, outcome: Outcome, image: np.ndarray | None) -> None:
         if outcome.detections is None or image is None:
             return
         import cv2  # only a device that writes video needs the drawing code
 
-        bgr = cv2.cvtColor(image.permute(1, 2, 0).numpy(), cv2.COLOR_RGB2BGR)
+        bgr = cv2.cvtColor(np.ascontiguousarray(np.asarray(image).transpose(1, 2, 0)), cv2.COLOR_RGB2BGR)
         for (x1, y1, x2, y2), score in zip(outcome.detections["boxes"], outcome.detections["scores"]):
             if score >= self.min_score:
                 cv2.rectangle(bgr, (int(x1), int(y1)), (int(x2), int(y2)), (0, 200, 0), 2)

@@ -1,7 +1,9 @@
 """Frame sources of the device, all through OpenCV: a video file, a camera index, an image folder, a stream URL.
 
-Each yields uint8 RGB tensors [3, H, W] with the time decoding took. A video file can be played at its own
-frame rate (``realtime``), as a camera would deliver it, or as fast as it decodes.
+Each yields uint8 RGB arrays [3, H, W] (NumPy: a board has no torch) with the time decoding took. A video file
+can be played at its own frame rate (``realtime``), as a camera would deliver it, or frame after frame as the
+device takes them (the device client then holds each frame back until the previous one left the slot, so that
+no frame of a file is replaced by a newer one: what an evaluation on a recording wants).
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-from torch import Tensor
+import numpy as np
 
-from splitinf.data import DataError, bgr_to_tensor, resolve
+from splitinf.images import DataError, bgr_to_rgb, resolve
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -22,7 +24,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 @dataclass(frozen=True)
 class Captured:
     index: int
-    image: Tensor
+    image: np.ndarray
     decode_ms: float
     captured_ns: int  # perf_counter_ns when the frame existed on the device
 
@@ -68,16 +70,16 @@ class FrameSource:
             yield Captured(index, image, (captured - t0) / 1e6, captured)
             index += 1
 
-    def _read(self, index: int) -> Tensor | None:
+    def _read(self, index: int) -> np.ndarray | None:
         if self._folder is not None:
             if index >= len(self._folder):
                 return None
             bgr = cv2.imread(str(self._folder[index]), cv2.IMREAD_COLOR)
             if bgr is None:
                 raise DataError(f"image {self._folder[index]} cannot be decoded")
-            return bgr_to_tensor(bgr)
+            return bgr_to_rgb(bgr)
         ok, bgr = self._capture.read()
-        return bgr_to_tensor(bgr) if ok else None
+        return bgr_to_rgb(bgr) if ok else None
 
     def close(self) -> None:
         if self._capture is not None:

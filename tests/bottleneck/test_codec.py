@@ -12,7 +12,8 @@ from splitinf.bottleneck import (
     MinMax8Codec,
     TablesNotBuilt,
 )
-from splitinf.bottleneck.codec import HEADER, describe
+from splitinf.bottleneck.bitstream import HEADER
+from splitinf.bottleneck.codec import describe
 
 
 def laplace_tables(channels: int, scale: float = 2.0, support: int = 20) -> ChannelTables:

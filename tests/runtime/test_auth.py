@@ -5,6 +5,7 @@ options to check."""
 from __future__ import annotations
 
 import pytest
+from splitinf.head.modes import torch_engine
 
 from splitinf.runtime.device import DeviceClient
 from splitinf.runtime.setup import DEFAULT_MODEL, ModelSetup
@@ -20,7 +21,7 @@ def setup() -> ModelSetup:
 
 
 def device(setup: ModelSetup, address: str, key, server_key) -> DeviceClient:
-    return DeviceClient(setup, address, key=str(key), server_key=str(server_key), connect_timeout_s=3.0)
+    return DeviceClient(torch_engine(setup), address, key=str(key), server_key=str(server_key), connect_timeout_s=3.0)
 
 
 def test_only_listed_keys_are_served_and_refusals_are_counted_and_explained(edge_factory, setup, tmp_path):

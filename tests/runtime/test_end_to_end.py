@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import zmq
+from splitinf.head.modes import torch_engine
 
 from splitinf.data import resolve, video_frames
 from splitinf.models import build_detector
@@ -176,8 +177,8 @@ def test_auto_probes_a_scripted_edge_with_copies_then_offloads():
     setup = ModelSetup.build(DEFAULT_MODEL, None, "s16", None)
     outcomes = []
     with ScriptedEdge(setup.fingerprint) as edge:
-        client = DeviceClient(setup, edge.address, mode="auto", auto_modes=("local", "jpeg"), jpeg_size=(300, 300),
-                              slowdown=3, on_outcome=lambda outcome, _: outcomes.append(outcome))
+        client = DeviceClient(torch_engine(setup), edge.address, mode="auto", auto_modes=("local", "jpeg"),
+                              jpeg_size=(300, 300), slowdown=3, on_outcome=lambda outcome, _: outcomes.append(outcome))
         summary = client.run(FrameSource(VIDEO, fps=10, start=700), 40)
     assert summary["probes"]["sent"] >= MIN_RATE_SAMPLES and summary["probes"]["answered"] >= MIN_RATE_SAMPLES
     first_offload = min(o.seq for o in outcomes if o.outcome == "edge")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from splitinf.head import load_prefilter
+from splitinf.head.modes import torch_engine
 
 from splitinf.runtime.device import DeviceClient
 from splitinf.runtime.setup import DEFAULT_MODEL, ModelSetup
@@ -40,7 +41,8 @@ def test_a_split_frame_the_prefilter_drops_leaves_no_offload_behind():
     model = setup()
     never_keeps = load_prefilter(find_checkpoint(DEFAULT_PREFILTER), DEFAULT_MODEL, threshold=0.999999)
     with ScriptedEdge(model.fingerprint) as edge:
-        client = DeviceClient(model, edge.address, mode="auto", auto_modes=("local", "split"), prefilter=never_keeps)
+        client = DeviceClient(torch_engine(model, never_keeps), edge.address, mode="auto",
+                              auto_modes=("local", "split"))
         a_learned_fast_link(client)
         summary = run(client)
     assert summary["counts"]["filtered"] + summary["counts"]["stale"] == FRAMES and not edge.frames
@@ -51,7 +53,7 @@ def test_a_split_frame_the_prefilter_drops_leaves_no_offload_behind():
 def test_a_frame_failed_by_an_error_reply_leaves_no_offload_behind():
     model = setup()
     with ScriptedEdge(model.fingerprint, lambda seq: "payload" if seq % 3 == 1 else "result") as edge:
-        client = DeviceClient(model, edge.address, mode="auto", auto_modes=("local", "split"))
+        client = DeviceClient(torch_engine(model), edge.address, mode="auto", auto_modes=("local", "split"))
         a_learned_fast_link(client)
         summary = run(client)
     assert summary["counts"]["failed"] >= 1 and summary["reasons"].get("edge error payload", 0) >= 1

@@ -4,6 +4,7 @@ frame. And the session alone, event by event on a virtual clock."""
 
 from __future__ import annotations
 
+from splitinf.head.modes import torch_engine
 from splitinf.netsim.channel import Direction
 from splitinf.netsim.schedule import ConstantRate
 
@@ -31,7 +32,7 @@ def test_the_real_client_and_the_simulator_give_every_frame_the_same_outcome():
     setup = ModelSetup.build(DEFAULT_MODEL, None, None, str(default_bottleneck()))
     outcomes = {}
     with ScriptedEdge(setup.fingerprint, script) as edge:
-        client = DeviceClient(setup, edge.address, mode="split", deadline_ms=DEADLINE_MS,
+        client = DeviceClient(torch_engine(setup), edge.address, mode="split", deadline_ms=DEADLINE_MS,
                               on_outcome=lambda outcome, _: outcomes.setdefault(outcome.seq, outcome))
         real = client.run(FrameSource(VIDEO, fps=FPS, start=700), FRAMES)
     link = Direction(ConstantRate(50e6), delay_ms=1)

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 
 import pytest
+from splitinf.head.modes import torch_engine
 from splitinf.netsim.process import RelayProcess
 
 from splitinf.runtime.device import DeviceClient
@@ -32,7 +33,7 @@ def test_auto_answers_what_an_outage_strands_locally_and_offloads_again_after_it
     setup = ModelSetup.build(DEFAULT_MODEL, None, None, str(default_bottleneck()))
     outcomes = []
     with ScriptedEdge(setup.fingerprint) as edge:
-        client = DeviceClient(setup, edge.address, mode="auto", auto_modes=("local", "split"), slowdown=3,
+        client = DeviceClient(torch_engine(setup), edge.address, mode="auto", auto_modes=("local", "split"), slowdown=3,
                               on_outcome=lambda outcome, _: outcomes.append(outcome))  # a board slower than this CPU
         now_ms = time.perf_counter_ns() / 1e6
         client.policy.rate_samples.extend((now_ms, 20e6) for _ in range(200))  # a link fine for a while

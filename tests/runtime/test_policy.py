@@ -5,6 +5,7 @@ import itertools
 
 import numpy as np
 import pytest
+from splitinf.head.modes import torch_engine
 from splitinf.netsim.channel import Direction
 from splitinf.netsim.schedule import ConstantRate, WithOutages
 
@@ -180,12 +181,12 @@ def test_simulated_auto_beats_fixed_modes_on_a_link_with_an_outage():
 
 def test_device_auto_chooses_only_among_the_modes_it_is_given():
     setup = ModelSetup.build("ssdlite_mobilenet_v2_person", None, "s16", None)
-    client = DeviceClient(setup, "tcp://127.0.0.1:9", mode="auto", auto_modes=("local", "jpeg"))
+    client = DeviceClient(torch_engine(setup), "tcp://127.0.0.1:9", mode="auto", auto_modes=("local", "jpeg"))
     assert set(client.policy.modes) == {"local", "jpeg"} and set(client.halves) == {"local", "jpeg"}  # no head
     with pytest.raises(ValueError, match="must include local"):
-        DeviceClient(setup, "tcp://127.0.0.1:9", mode="auto", auto_modes=("jpeg", "split"))
+        DeviceClient(torch_engine(setup), "tcp://127.0.0.1:9", mode="auto", auto_modes=("jpeg", "split"))
     with pytest.raises(ValueError, match="must include local"):
-        DeviceClient(setup, "tcp://127.0.0.1:9", mode="auto", auto_modes=("local", "jpg"))
+        DeviceClient(torch_engine(setup), "tcp://127.0.0.1:9", mode="auto", auto_modes=("local", "jpg"))
 
 
 def test_simulated_rescue_answers_a_frame_stuck_in_an_outage_locally():

@@ -9,6 +9,7 @@ import threading
 import time
 
 import zmq
+from splitinf.head.modes import torch_engine
 
 from splitinf.bench.loadgen import SimulatedDevice, prepare_payloads
 from splitinf.data import video_frames
@@ -40,20 +41,20 @@ def test_an_overloaded_edge_makes_the_device_back_off_and_answer_locally_where_i
 
     setup = shipped()
     with ScriptedEdge(setup.fingerprint, script) as edge:
-        summary, outcomes = run(DeviceClient(setup, edge.address, mode="split", fallback_local=True))
+        summary, outcomes = run(DeviceClient(torch_engine(setup), edge.address, mode="split", fallback_local=True))
     refused = [s for s in outcomes if script(s) == "overloaded"]
     assert summary["overloaded"] == len(refused) == 3
     assert all(outcomes[s].outcome == "local" for s in refused)  # it still had the frame: answered locally
     assert summary["rescued"] == 3 and summary["accounted"] == FRAMES
     with ScriptedEdge(setup.fingerprint, script) as edge:
-        summary, outcomes = run(DeviceClient(setup, edge.address, mode="split"))
+        summary, outcomes = run(DeviceClient(torch_engine(setup), edge.address, mode="split"))
     assert {outcomes[s].reason for s in refused} == {"edge overloaded"} and summary["counts"]["failed"] == 3
 
 
 def test_a_device_leaves_a_hung_edge_after_three_silent_heartbeat_periods_and_greets_it_again():
     setup = shipped()
     with ScriptedEdge(setup.fingerprint, heartbeat_ms=100) as edge:
-        client = DeviceClient(setup, edge.address, mode="split", fallback_local=True)
+        client = DeviceClient(torch_engine(setup), edge.address, mode="split", fallback_local=True)
         threading.Timer(0.6, edge.muted.set).start()  # hung from 0.6 s: it hears, and never answers …
         threading.Timer(1.6, edge.muted.clear).start()  # … until 1.6 s
         summary, outcomes = run(client, frames=15)
