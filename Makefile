@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint test-slow test-readme bench clean
+.PHONY: demo test lint test-slow test-readme test-arm bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test-slow: $(STAMP)
 ## test-readme: every command the README shows, started for real (about 20 minutes)
 test-readme: $(STAMP)
 	$(PY) -m pytest -q -m readme
+
+## test-arm: splitinf-device on aarch64 under qemu (a user-space built from Debian's and PyPI's packages in
+## build/arm) against an x86 edge; the last line is JSON (about 2 minutes, 1 of them downloads on first use)
+test-arm: $(STAMP)
+	$(VENV)/bin/splitinf bench arm --json
 
 ## bench: head ∘ tail is bitwise the unsplit model, for every detector and split point
 bench: $(STAMP)

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
         "latency": ("splitinf.bench.latency", "whole-model latency of zoo detectors side by side"),
         "e2e": ("splitinf.bench.e2e", "real edge + device processes: overhead, accounting, batching gain"),
         "device": ("splitinf.bench.device", "exported int8/fp32 head vs eager torch: time, bytes, person AP"),
+        "arm": ("splitinf.bench.arm", "splitinf-device on aarch64 (qemu) against an x86 edge: same detections?"),
         "chaos": ("splitinf.bench.chaos", "edge restarts, 10,000 vanishing devices, 3x overload: every frame counted"),
         "codec": ("splitinf.bench.codec", "entropy codec bytes vs cross-entropy, encode/decode time"),
         "rate": ("splitinf.bench.rate", "rate-accuracy of the committed bottlenecks against the best JPEG"),

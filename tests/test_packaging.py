@@ -62,6 +62,7 @@ def test_a_regular_install_carries_the_shipped_checkpoints(installed):
     assert {DEFAULT_BOTTLENECK, "prefilter_person_t7.pt"} <= names
 
 
+@pytest.mark.slow
 def test_installed_edge_and_device_use_the_shipped_bottleneck_with_the_checkouts_fingerprint(installed, tmp_path,
                                                                                            monkeypatch):
     venv, env = installed

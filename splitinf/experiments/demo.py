@@ -126,6 +126,16 @@ def reference_detections(args: argparse.Namespace, setup: ModelSetup) -> dict[in
     return reference
 
 
+def records_as_reference(frames: list[dict]) -> dict[int, dict[str, torch.Tensor]]:
+    """Another run's delivered detections (its per-frame JSON lines) as a fidelity reference."""
+    reference = {}
+    for f in frames:
+        if f["outcome"] in ("edge", "local"):
+            d = torch.tensor(f.get("detections", []), dtype=torch.float64).reshape(-1, 6)
+            reference[f["frame"] + 1] = {"boxes": d[:, :4], "scores": d[:, 4], "labels": d[:, 5].long()}
+    return reference
+
+
 def fidelity_ap(frames: list[dict], reference: dict, size: tuple[int, int]) -> float | None:
     """AP of a mode's delivered detections against the unsplit model's (score ≥ 0.5) on the same frames;
     None when those frames hold no confident reference detection (AP is undefined then)."""

@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import json
 import os
+import platform
 import sys
 from pathlib import Path
 
@@ -157,6 +158,7 @@ def main(args: argparse.Namespace) -> int:
         finally:
             source.close()
     summary["threads"] = threads
+    summary["machine"] = platform.machine()  # what ran the device half: x86_64, aarch64 (a board, or emulated)
     counts = summary["counts"]
     total = summary["latency_ms"].get("total", {})
     print(f"splitinf-device: {summary['frames']} frames: " + ", ".join(f"{k} {v}" for k, v in counts.items())

@@ -2,11 +2,15 @@
 
 import csv
 import json
+from pathlib import Path
+
+import pytest
 
 from splitinf.experiments.sweep import RATES_MBIT, crossovers, shared_traces
 from tests.test_examples import load_example
 
 CHECKPOINT = "person_s16t7_c32_k27_gpu.pt"  # the shipped one, by name
+SAVED_COSTS = Path(__file__).resolve().parents[2] / "docs" / "sweep" / "costs.json"
 
 
 def rows_at(p50s: dict[float, dict[str, float]]) -> list[dict]:
@@ -31,6 +35,24 @@ def test_crossovers_are_none_where_a_mode_never_wins():
         "split_beats_jpeg_up_to_mbit": None, "local_beats_offload_below_mbit": 2, "jpeg_beats_local_from_mbit": None}
 
 
+def test_the_example_sweeps_every_link_on_saved_costs(tmp_path, capsys):
+    """The fast representative: every link × mode from saved costs, the table, the plot, the crossovers."""
+    out = tmp_path / "sweep"
+    example = load_example("latency_vs_bandwidth")
+    assert example.main(["--out", str(out), "--costs", str(SAVED_COSTS), "--relay-points", "0", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    with open(out / "sweep.csv") as f:
+        rows = list(csv.DictReader(f))
+    modes = [c["name"] for c in json.loads(SAVED_COSTS.read_text())["costs"]]
+    links = [f"{r}mbit" for r in RATES_MBIT] + shared_traces()
+    assert sorted((r["link"], r["mode"]) for r in rows) == sorted((link, mode) for link in links for mode in modes)
+    assert summary["points"] == len(rows)
+    local = [r for r in rows if r["mode"] == "local"]
+    assert len({(r["p50_ms"], r["p95_ms"]) for r in local}) == 1  # the link does not touch local inference
+    assert (out / "latency_vs_bandwidth.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
 def test_the_example_sweeps_every_link_and_checks_one_point_with_real_processes(tmp_path, capsys):
     out = tmp_path / "sweep"
     example = load_example("latency_vs_bandwidth")
