@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from splitinf.experiments.costs import load_costs, measure_costs, save_costs
+from splitinf.experiments.costs import add_engine_arguments, exported_for, load_costs, measure_costs, save_costs
 from splitinf.experiments.pipeline_sim import AUTO, ModeCost, SimResult, simulate
 from splitinf.experiments.sweep import DOWNLINK, link, shared_traces
 from splitinf.models import build_detector
@@ -55,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--costs", metavar="FILE",
                         help="replay costs saved by --save-costs instead of measuring them: the same numbers on "
                              "any machine, so that two policies (or two commits) compare exactly")
+    add_engine_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
 
@@ -99,7 +100,8 @@ def main(args: argparse.Namespace) -> int:
         if "split" not in wanted:
             checkpoints = []
         detector = build_detector(DEFAULT_MODEL, weights="pretrained")
-        costs, factor = measure_costs(detector, checkpoints, slowdown=args.device_slowdown)
+        costs, factor = measure_costs(detector, checkpoints, slowdown=args.device_slowdown, engine=args.engine,
+                                      exported=exported_for(args.engine, args.exported, DEFAULT_MODEL, checkpoints))
     if args.save_costs:
         save_costs(Path(args.save_costs), costs, factor)
     costs = {name: cost for name, cost in costs.items() if name.split(":")[0] in wanted}

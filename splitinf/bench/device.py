@@ -22,16 +22,15 @@ import torch
 
 from splitinf.board.engine import ExportedEngine
 from splitinf.board.manifest import MANIFEST, ExportError, default_folder
-from splitinf.commands.export import export
+from splitinf.commands.export import export_with_defaults
 from splitinf.data import ALL_UNION, PERSON_VIDEO, coco_images, resolve, video_frames
 from splitinf.evaluation.harness import evaluate_coco
 from splitinf.evaluation.pipelines import local, split
-from splitinf.head import load_prefilter
 from splitinf.head.modes import torch_engine
 from splitinf.modes import LOCAL, SPLIT
 from splitinf.report import format_table, print_json_line
 from splitinf.runtime.setup import DEFAULT_MODEL, ModelSetup
-from splitinf.weights.checkpoints import DEFAULT_PREFILTER, default_bottleneck, find_checkpoint
+from splitinf.weights.checkpoints import default_bottleneck
 
 ENGINES = ("torch", "fp32", "int8")
 
@@ -68,8 +67,7 @@ def exported_folder(args: argparse.Namespace, setup: ModelSetup, scratch: Path) 
         if args.exported:
             raise ExportError(f"no exported engine in {folder}: run splitinf export --out {folder}")
         folder = scratch
-        prefilter = find_checkpoint(DEFAULT_PREFILTER)
-        export(setup, load_prefilter(prefilter, setup.detector.name), prefilter.name, folder, 128, local=True)
+        export_with_defaults(setup, folder)
     return folder
 
 

