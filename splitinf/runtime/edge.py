@@ -41,6 +41,7 @@ from splitinf.protocol import (
     encode,
 )
 from splitinf.runtime import transport
+from splitinf.runtime.metrics import EdgeMetrics
 from splitinf.runtime.setup import ModelSetup
 from splitinf.tail import Tail
 from splitinf.tail.modes import JpegDecoder, SplitDecoder
@@ -100,7 +101,7 @@ class Work:
 class EdgeServer:
     def __init__(self, setup: ModelSetup, bind: str, *, device: str = "cpu", max_batch: int = 8,
                  max_wait_ms: float = 5.0, max_queue: int = 32, heartbeat_ms: int = HEARTBEAT_MS,
-                 auth_dir: str | None = None, name: str | None = None) -> None:
+                 auth_dir: str | None = None, name: str | None = None, metrics: EdgeMetrics | None = None) -> None:
         if max_batch < 1 or max_wait_ms < 0 or max_queue < 1:
             raise ValueError(f"max batch and queue must be >= 1 and max wait >= 0, got {max_batch}, {max_queue} "
                              f"and {max_wait_ms}")
@@ -122,6 +123,7 @@ class EdgeServer:
         self.stop = threading.Event()
         self.started = time.monotonic()
         self.batch_sizes: Counter[int] = Counter()
+        self.metrics = metrics
 
     # --- the event loop ------------------------------------------------------------------------------------
 
@@ -129,6 +131,8 @@ class EdgeServer:
         torch.set_grad_enabled(False)
         router = self.endpoint.socket
         poller = transport.poller(router, self.handshakes.socket)
+        if self.metrics:
+            self.metrics.set_ready(True)
         try:
             while not self.stop.is_set():
                 events = dict(poller.poll(0 if self.queue else min(100, self.heartbeat_ms // 4)))
@@ -140,7 +144,12 @@ class EdgeServer:
                 self._expire(time.perf_counter_ns())
                 if self.queue:
                     self._run_batch(router, self._batch(router, poller))
+                if self.metrics:
+                    self.metrics.queue_depth.set(len(self.queue))
+                    self.metrics.devices.set(len(self.peers))
         finally:
+            if self.metrics:
+                self.metrics.set_ready(False)
             self.endpoint.socket.disable_monitor()
             self.handshakes.socket.close(linger=0)
             self.endpoint.close()
@@ -170,10 +179,17 @@ class EdgeServer:
         return [self.queue.popleft() for _ in range(min(self.max_batch, len(self.queue)))]
 
     def _reply(self, router, identity: bytes, message) -> None:
+        if self.metrics and isinstance(message, Error):
+            self.metrics.errors.labels(self._label(identity), message.code).inc()
         try:
             router.send_multipart([identity, *encode(message)], transport.NOBLOCK)
         except transport.ZMQError:
             self.counters.unroutable_replies += 1
+
+    def _label(self, identity: bytes) -> str:
+        """The device's name as a metrics label ("unknown" before a handshake)."""
+        peer = self.peers.get(identity)
+        return self.metrics.device(peer.hello.device if peer else "unknown")
 
     def _peer(self, identity: bytes, now: int) -> Peer | None:
         """The device behind ``identity`` if it shook hands (lately: a forgotten one comes back)."""
@@ -230,6 +246,10 @@ class EdgeServer:
                 return
             peer.counters.frames += 1
             peer.counters.bytes_in += sum(len(f) for f in frames)
+            if self.metrics:
+                label = self._label(identity)
+                self.metrics.frames.labels(label, message.mode).inc()
+                self.metrics.bytes_in.labels(label).inc(sum(len(f) for f in frames))
             peer.last_frame_ns = received
             if len(self.queue) >= self.max_queue:
                 self._overloaded(peer.counters)
@@ -286,11 +306,17 @@ class EdgeServer:
             self.counters.batches += 1
             self.counters.batched_frames += len(items)
             self.batch_sizes[len(items)] += 1
+            if self.metrics:
+                self.metrics.batch_size.observe(len(items))
             for (work, _, decode_ms), result in zip(items, detections):
                 timing = {"queue": (start - work.received_ns) / 1e6, "decode": decode_ms, "tail": tail_ms}
                 answer = to_result(work.frame.seq, result, work.min_score, timing, len(items))
                 self._reply(router, work.identity, answer)
                 self._counters(work.identity).results += 1
+                if self.metrics:
+                    self.metrics.results.labels(self._label(work.identity), work.frame.mode).inc()
+                    for stage, ms in timing.items():
+                        self.metrics.stage.labels(stage).observe(ms / 1e3)
 
     def summary(self) -> dict:
         counters = asdict(self.counters)

@@ -19,6 +19,7 @@ from splitinf.options import add_log_level_argument, deprecated_alias, setup_log
 from splitinf.protocol import EDGE_LIVENESS, HEARTBEAT_MS
 from splitinf.runtime import transport
 from splitinf.runtime.edge import EdgeServer
+from splitinf.runtime.metrics import EdgeMetrics, MetricsServer
 from splitinf.runtime.setup import ModelSetup, add_model_arguments, add_threads_argument, use_threads
 
 
@@ -45,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ready-file", default=None, metavar="FILE",
                         help="once serving, write {address, pid} here as JSON (a --bind port of * becomes the one "
                              "bound)")
+    parser.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                        help="serve Prometheus metrics at http://HOST:PORT/metrics and a health check at /healthz "
+                             "(200 once the tail is loaded); 0 picks a free port (in --ready-file). Default: off")
+    parser.add_argument("--metrics-host", default="127.0.0.1",
+                        help="interface of --metrics-port (default 127.0.0.1; 0.0.0.0 for a scraper elsewhere)")
     add_log_level_argument(parser)
     add_threads_argument(parser)
     add_model_arguments(parser)
@@ -53,6 +59,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     log = setup_logging("splitinf-edge", args.log_level)
     threads = use_threads(args.threads)
+    metrics = metrics_server = None
+    if args.metrics_port is not None:  # up before the model loads: /healthz says 503 until the tail serves
+        metrics = EdgeMetrics()
+        metrics_server = MetricsServer(metrics, args.metrics_host, args.metrics_port)
+        log.info("metrics on %s/metrics, health on %s/healthz", metrics_server.address, metrics_server.address)
+    try:
+        return serve(args, log, threads, metrics, metrics_server)
+    finally:
+        if metrics_server:
+            metrics_server.close()
+
+
+def serve(args: argparse.Namespace, log, threads: int, metrics: EdgeMetrics | None,
+          metrics_server: MetricsServer | None) -> int:
     setup = ModelSetup.from_args(args)
     if args.score_threshold is not None:
         setup.detector.set_score_threshold(args.score_threshold)
@@ -63,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
             raise ValueError("--torch-device cuda: no CUDA device is available here (use --torch-device cpu)")
     server = EdgeServer(setup, args.bind, device=args.torch_device, max_batch=args.max_batch,
                         max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, heartbeat_ms=args.heartbeat_ms,
-                        auth_dir=args.auth, name=args.name)
+                        auth_dir=args.auth, name=args.name, metrics=metrics)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: server.stop.set())
     signal.signal(signal.SIGUSR1, lambda *_: report(server, threads, log, args.summary_json))
@@ -72,7 +92,10 @@ def main(args: argparse.Namespace) -> int:
              args.max_batch, threads)
     if args.ready_file:
         partial = Path(args.ready_file + ".partial")
-        partial.write_text(json.dumps({"address": address, "pid": os.getpid()}))
+        ready = {"address": address, "pid": os.getpid()}
+        if metrics_server:
+            ready["metrics"] = metrics_server.address
+        partial.write_text(json.dumps(ready))
         partial.replace(args.ready_file)
     server.serve()
     print(json.dumps(report(server, threads, log, args.summary_json, "stopped")), flush=True)

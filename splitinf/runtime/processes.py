@@ -48,6 +48,7 @@ class EdgeProcess:
         self.process: subprocess.Popen | None = None
         self.summary: dict | None = None
         self.log: list[str] = []
+        self.metrics: str | None = None
 
     @property
     def address(self) -> str:
@@ -67,7 +68,9 @@ class EdgeProcess:
             if not ready.exists():
                 self.kill()
                 raise RuntimeError("splitinf-edge did not start: " + "".join(self.log[-5:]).strip())
-            self.port = int(json.loads(ready.read_text())["address"].rsplit(":", 1)[1])
+            reported = json.loads(ready.read_text())
+            self.port = int(reported["address"].rsplit(":", 1)[1])
+            self.metrics = reported.get("metrics")  # http://host:port with --metrics-port
         return self
 
     def _drain(self) -> None:  # keep reading stderr so the edge never blocks on a full pipe
