@@ -16,17 +16,12 @@ from __future__ import annotations
 import socket as pysocket
 import threading
 import time
-from collections import Counter, OrderedDict, defaultdict, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
-from torch import Tensor
 
-from splitinf.bottleneck import CodecError
-from splitinf.data import DataError
 from splitinf.detections import to_result
-from splitinf.models import Geometry
-from splitinf.modes import JPEG, SPLIT
 from splitinf.protocol import (
     EDGE_LIVENESS,
     HEARTBEAT_MS,
@@ -43,8 +38,7 @@ from splitinf.protocol import (
 from splitinf.runtime import transport
 from splitinf.runtime.metrics import EdgeMetrics
 from splitinf.runtime.setup import ModelSetup
-from splitinf.tail import Tail
-from splitinf.tail.modes import JpegDecoder, SplitDecoder
+from splitinf.runtime.tail_runner import TailJob, TailOutcome, TailRunner
 
 RECENTLY_EXPIRED = 1024  # forgotten devices whose handshake is still honoured if they come back (a slow link)
 
@@ -98,6 +92,10 @@ class Work:
     min_score: float
 
 
+def job_of(frame: Frame) -> TailJob:
+    return TailJob(frame.mode, frame.codec, frame.payload, tuple(frame.geometry))
+
+
 class EdgeServer:
     def __init__(self, setup: ModelSetup, bind: str, *, device: str = "cpu", max_batch: int = 8,
                  max_wait_ms: float = 5.0, max_queue: int = 32, heartbeat_ms: int = HEARTBEAT_MS,
@@ -106,10 +104,7 @@ class EdgeServer:
             raise ValueError(f"max batch and queue must be >= 1 and max wait >= 0, got {max_batch}, {max_queue} "
                              f"and {max_wait_ms}")
         self.setup = setup
-        self.device = torch.device(device)
-        detector = setup.detector.to(self.device)
-        tail = Tail(detector, setup.split, setup.bottleneck).to(self.device).eval()
-        self.halves = {JPEG: JpegDecoder(detector, self.device), SPLIT: SplitDecoder(tail, setup.codec, self.device)}
+        self.runner = TailRunner(setup, device)
         self.max_batch, self.max_wait_ns = max_batch, int(max_wait_ms * 1e6)
         self.heartbeat_ms = int(heartbeat_ms)
         self.name = name or f"edge@{pysocket.gethostname()}"
@@ -271,52 +266,49 @@ class EdgeServer:
 
     def _run_batch(self, router, batch: list[Work]) -> None:
         start = time.perf_counter_ns()
-        groups: dict[tuple, list[tuple[Work, Tensor, float]]] = defaultdict(list)
-        for work in batch:
-            waited_ms = (start - work.received_ns) / 1e6
-            if work.frame.budget_ms is not None and waited_ms > work.frame.budget_ms:
-                self._overloaded(self._counters(work.identity))  # its device stopped waiting: spend nothing on it
-                why = f"waited {waited_ms:.0f} ms in the edge's queue, past the device's {work.frame.budget_ms:.0f} ms"
-                self._reply(router, work.identity, Error("overloaded", why, work.frame.seq))
-                continue
-            t0 = time.perf_counter_ns()
-            half = self.halves[work.frame.mode]  # the protocol admits only the modes that have a half
-            try:
-                decoded = half.decode(work.frame.payload, work.frame.codec)
-            except (CodecError, DataError) as exc:
+        live = [work for work in batch if self._in_budget(router, work, start)]
+        outcomes, sizes = self.runner([job_of(work.frame) for work in live])
+        self._count_batches(sizes)
+        for work, outcome in zip(live, outcomes):
+            self._answer(router, work, outcome, (start - work.received_ns) / 1e6)
+
+    def _in_budget(self, router, work: Work, now: int) -> bool:
+        """Whether ``work``'s device still waits for it; if not, it is answered overloaded (nothing spent)."""
+        waited_ms = (now - work.received_ns) / 1e6
+        if work.frame.budget_ms is None or waited_ms <= work.frame.budget_ms:
+            return True
+        self._overloaded(self._counters(work.identity))
+        why = f"waited {waited_ms:.0f} ms in the edge's queue, past the device's {work.frame.budget_ms:.0f} ms"
+        self._reply(router, work.identity, Error("overloaded", why, work.frame.seq))
+        return False
+
+    def _count_batches(self, sizes: list[int]) -> None:
+        for size in sizes:
+            self.counters.batches += 1
+            self.counters.batched_frames += size
+            self.batch_sizes[size] += 1
+            if self.metrics:
+                self.metrics.batch_size.observe(size)
+
+    def _answer(self, router, work: Work, outcome: TailOutcome, queue_ms: float) -> None:
+        """The reply to one computed frame: its detections, or the error it met."""
+        if outcome.error is not None:
+            code, text = outcome.error
+            if code == "payload":
                 self.counters.payload_errors += 1
                 self._counters(work.identity).errors += 1
-                self._reply(router, work.identity, Error("payload", str(exc), work.frame.seq))
-                continue
-            groups[half.batch_key(decoded)].append((work, decoded, (time.perf_counter_ns() - t0) / 1e6))
-        for key, items in groups.items():
-            t0 = time.perf_counter_ns()
-            try:
-                detections = self.halves[key[0]]([d for _, d, _ in items], [Geometry(*w.frame.geometry)
-                                                                           for w, _, _ in items])
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize(self.device)
-            except Exception as exc:  # a bad batch must not take the server down; every frame gets an answer
+            else:
                 self.counters.internal_errors += 1
-                for work, _, _ in items:
-                    error = Error("internal", f"{type(exc).__name__}: {exc}", work.frame.seq)
-                    self._reply(router, work.identity, error)
-                continue
-            tail_ms = (time.perf_counter_ns() - t0) / 1e6
-            self.counters.batches += 1
-            self.counters.batched_frames += len(items)
-            self.batch_sizes[len(items)] += 1
-            if self.metrics:
-                self.metrics.batch_size.observe(len(items))
-            for (work, _, decode_ms), result in zip(items, detections):
-                timing = {"queue": (start - work.received_ns) / 1e6, "decode": decode_ms, "tail": tail_ms}
-                answer = to_result(work.frame.seq, result, work.min_score, timing, len(items))
-                self._reply(router, work.identity, answer)
-                self._counters(work.identity).results += 1
-                if self.metrics:
-                    self.metrics.results.labels(self._label(work.identity), work.frame.mode).inc()
-                    for stage, ms in timing.items():
-                        self.metrics.stage.labels(stage).observe(ms / 1e3)
+            self._reply(router, work.identity, Error(code, text, work.frame.seq))
+            return
+        timing = {"queue": queue_ms, "decode": outcome.decode_ms, "tail": outcome.tail_ms}
+        answer = to_result(work.frame.seq, outcome.detections, work.min_score, timing, outcome.batch)
+        self._reply(router, work.identity, answer)
+        self._counters(work.identity).results += 1
+        if self.metrics:
+            self.metrics.results.labels(self._label(work.identity), work.frame.mode).inc()
+            for stage, ms in timing.items():
+                self.metrics.stage.labels(stage).observe(ms / 1e3)
 
     def summary(self) -> dict:
         counters = asdict(self.counters)
