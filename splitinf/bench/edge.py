@@ -1,25 +1,34 @@
-"""``splitinf bench edge``: how many frames/s the edge's tail serves, next to torchvision's own batched
-``model(list_of_images)`` at the same batch size — same run, same device (meant for a GPU; runs on a CPU).
+"""``splitinf bench edge``: how many frames/s the edge's tail serves.
 
-A real ``splitinf-edge`` process is fed by 8 simulated devices at full speed (each keeping ``batch / 8``
-frames in flight). The reference runs the unsplit torchvision model on batches of the same real frames.
-Random weights, 640×480 inputs (the shared person video, resized), score threshold 0.5 on both sides.
+``--engine inprocess`` (default): next to torchvision's own batched ``model(list_of_images)`` at the same
+batch size — same run, same device (meant for a GPU; runs on a CPU). A real ``splitinf-edge`` process is fed by
+8 simulated devices at full speed (each keeping ``batch / 8`` frames in flight). The reference runs the unsplit
+torchvision model on batches of the same real frames. Random weights, 640×480 inputs (the shared person video,
+resized), score threshold 0.5 on both sides.
+
+``--engine ray --replicas 1,2``: the shipped person detector and bottleneck (payloads precomputed by the load
+generator), one torch thread per replica, against the in-process edge on one thread, same run: frames/s with
+8 devices flat out, and the p50 latency one camera-paced device (5 fps) sees at low load, whose difference is
+what Ray adds to a frame.
 """
 
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 
+import numpy as np
 import torch
 
-from splitinf.bench.loadgen import edge_throughput, prepare_payloads
+from splitinf.bench.loadgen import SimulatedDevice, edge_throughput, prepare_payloads
 from splitinf.data import PERSON_VIDEO, resize_rgb, video_frames
 from splitinf.models import build_detector
 from splitinf.options import deprecated_alias
 from splitinf.report import format_table, print_json_line
 from splitinf.runtime.processes import EdgeProcess
-from splitinf.runtime.setup import ModelSetup
+from splitinf.runtime.setup import DEFAULT_MODEL, ModelSetup
+from splitinf.weights.checkpoints import default_bottleneck
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=32, help="batch size of both (default 32)")
     parser.add_argument("--devices", type=int, default=8, help="simulated devices (default 8)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measurement time of each (default %(default)s)")
+    parser.add_argument("--engine", choices=("inprocess", "ray"), default="inprocess",
+                        help="inprocess: the edge against torchvision (default); ray: Ray Serve replicas against "
+                             "the in-process edge, on the shipped model")
+    parser.add_argument("--replicas", default="1,2", help="--engine ray: replica counts to measure (default 1,2)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
 
@@ -59,7 +72,57 @@ def torchvision_reference(model_name: str, images: list[torch.Tensor], batch: in
     return done / (time.perf_counter() - start)
 
 
+def paced_latency_ms(address: str, setup: ModelSetup, payloads: list, seconds: float, fps: float = 5.0
+                     ) -> tuple[float, float]:
+    """p50 capture-to-result latency of one camera-paced device (the edge's per-frame cost at low load), and
+    the p50 of the edge's own decode + tail time within it."""
+    stop = threading.Event()
+    device = SimulatedDevice(address, setup, payloads, stop, 1, "paced", fps=fps)
+    device.start()
+    time.sleep(seconds)
+    stop.set()
+    device.join(timeout=10)
+    answered = [o for o in device.outcomes if o.outcome == "edge"][3:]  # after the first answers
+    if device.error or not answered:
+        raise RuntimeError(f"the paced device got no answers: {device.error}")
+    compute = [o.stages.get("decode", 0) + o.stages.get("tail", 0) for o in answered]
+    return float(np.median([o.latency_ms for o in answered])), float(np.median(compute))
+
+
+def ray_main(args: argparse.Namespace) -> int:
+    """The Ray engine at each replica count against the in-process edge, same payloads, same run."""
+    replicas = [int(r) for r in args.replicas.split(",")]
+    setup = ModelSetup.build(DEFAULT_MODEL, None, None, str(default_bottleneck()))
+    payloads = prepare_payloads(setup, [f for f in video_frames(PERSON_VIDEO, max_frames=16, step=25)])
+    flags = ["--threads", "1", "--max-batch", str(min(args.batch, 8))]
+    fps, latency, compute = {}, {}, {}
+    for engine, count in [("inprocess", 1)] + [("ray", r) for r in replicas]:
+        extra = [] if engine == "inprocess" else ["--engine", "ray", "--replicas", str(count)]
+        with EdgeProcess([*flags, *extra]) as edge:
+            key = engine if engine == "inprocess" else str(count)
+            fps[key] = edge_throughput(edge.address, setup, payloads, args.devices, args.seconds)
+            if count == 1:
+                latency[engine], compute[engine] = paced_latency_ms(edge.address, setup, payloads, args.seconds)
+        print(f"{engine} ×{count}: {fps[key]:.1f} frames/s", flush=True)
+    result = {"model": DEFAULT_MODEL, "bottleneck": default_bottleneck().name, "devices": args.devices,
+              "inprocess_fps": round(fps["inprocess"], 2),
+              "ray_fps": {str(r): round(fps[str(r)], 2) for r in replicas},
+              "ray_overhead_ms": round(latency["ray"] - latency["inprocess"], 2),
+              "p50_ms": {k: round(v, 2) for k, v in latency.items()},
+              "p50_compute_ms": {k: round(v, 2) for k, v in compute.items()}}
+    if len(replicas) > 1:
+        result["scaling"] = round(fps[str(replicas[-1])] / fps[str(replicas[0])], 3)
+    print(format_table(["engine", "frames/s"], [("in process", result["inprocess_fps"])]
+                       + [(f"ray, {r} replica(s)", v) for r, v in result["ray_fps"].items()]))
+    print(f"p50 at 5 fps: in process {latency['inprocess']:.1f} ms, ray {latency['ray']:.1f} ms")
+    if args.json:
+        print_json_line(result)
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.engine == "ray":
+        return ray_main(args)
     images = frames_640x480(16)
     setup = ModelSetup.build(args.model, None, args.split, None, args.codec)
     payloads = prepare_payloads(setup, images)

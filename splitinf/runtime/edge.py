@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter, OrderedDict, deque
 from dataclasses import asdict, dataclass, field, fields
+from queue import SimpleQueue
 
 import torch
 
@@ -37,6 +38,7 @@ from splitinf.protocol import (
 )
 from splitinf.runtime import transport
 from splitinf.runtime.metrics import EdgeMetrics
+from splitinf.runtime.ray_engine import RayTail
 from splitinf.runtime.setup import ModelSetup
 from splitinf.runtime.tail_runner import TailJob, TailOutcome, TailRunner
 
@@ -99,12 +101,19 @@ def job_of(frame: Frame) -> TailJob:
 class EdgeServer:
     def __init__(self, setup: ModelSetup, bind: str, *, device: str = "cpu", max_batch: int = 8,
                  max_wait_ms: float = 5.0, max_queue: int = 32, heartbeat_ms: int = HEARTBEAT_MS,
-                 auth_dir: str | None = None, name: str | None = None, metrics: EdgeMetrics | None = None) -> None:
+                 auth_dir: str | None = None, name: str | None = None, metrics: EdgeMetrics | None = None,
+                 remote: RayTail | None = None) -> None:
         if max_batch < 1 or max_wait_ms < 0 or max_queue < 1:
             raise ValueError(f"max batch and queue must be >= 1 and max wait >= 0, got {max_batch}, {max_queue} "
                              f"and {max_wait_ms}")
         self.setup = setup
-        self.runner = TailRunner(setup, device)
+        self.remote = remote  # the tail elsewhere (Ray Serve), or None: run it here, batch by batch
+        self.runner = TailRunner(setup, device) if remote is None else None
+        self._remote_batches = 0.0
+        self.in_flight = 0  # frames handed to the remote tail and not answered yet
+        self.completions: SimpleQueue[tuple[Work, TailOutcome, int]] = SimpleQueue()
+        self.wake_lock = threading.Lock()
+        self.wake_in, self.wake_out = transport.wake_pair()  # a remote answer wakes the event loop
         self.max_batch, self.max_wait_ns = max_batch, int(max_wait_ms * 1e6)
         self.heartbeat_ms = int(heartbeat_ms)
         self.name = name or f"edge@{pysocket.gethostname()}"
@@ -125,7 +134,7 @@ class EdgeServer:
     def serve(self) -> EdgeCounters:
         torch.set_grad_enabled(False)
         router = self.endpoint.socket
-        poller = transport.poller(router, self.handshakes.socket)
+        poller = transport.poller(router, self.handshakes.socket, self.wake_out)
         if self.metrics:
             self.metrics.set_ready(True)
         try:
@@ -137,7 +146,11 @@ class EdgeServer:
                     self.handshakes.read()
                     self.counters.rejected_connections = self.handshakes.rejected
                 self._expire(time.perf_counter_ns())
-                if self.queue:
+                if self.wake_out in events:
+                    self._answer_completed(router)
+                if self.queue and self.remote is not None:
+                    self._dispatch(router)
+                elif self.queue:
                     self._run_batch(router, self._batch(router, poller))
                 if self.metrics:
                     self.metrics.queue_depth.set(len(self.queue))
@@ -147,6 +160,8 @@ class EdgeServer:
                 self.metrics.set_ready(False)
             self.endpoint.socket.disable_monitor()
             self.handshakes.socket.close(linger=0)
+            self.wake_in.close(linger=0)
+            self.wake_out.close(linger=0)
             self.endpoint.close()
         return self.counters
 
@@ -246,7 +261,7 @@ class EdgeServer:
                 self.metrics.frames.labels(label, message.mode).inc()
                 self.metrics.bytes_in.labels(label).inc(sum(len(f) for f in frames))
             peer.last_frame_ns = received
-            if len(self.queue) >= self.max_queue:
+            if len(self.queue) + self.in_flight >= self.max_queue:
                 self._overloaded(peer.counters)
                 self._reply(router, identity, Error("overloaded", f"the edge's queue is full ({self.max_queue} "
                                                                   "frames waiting)", message.seq))
@@ -271,6 +286,41 @@ class EdgeServer:
         self._count_batches(sizes)
         for work, outcome in zip(live, outcomes):
             self._answer(router, work, outcome, (start - work.received_ns) / 1e6)
+
+    def _dispatch(self, router) -> None:
+        """Hand every queued frame still in its budget to the remote tail; answers come back through
+        :meth:`_answer_completed` (the replicas batch them)."""
+        start = time.perf_counter_ns()
+        while self.queue:
+            work = self.queue.popleft()
+            if not self._in_budget(router, work, start):
+                continue
+            self.in_flight += 1
+            self.remote.submit(job_of(work.frame), lambda outcome, work=work: self._completed(work, outcome, start))
+
+    def _completed(self, work: Work, outcome: TailOutcome, dispatched: int) -> None:
+        """Called on the remote tail's threads: queue the answer and wake the event loop, which replies."""
+        self.completions.put((work, outcome, dispatched))
+        with self.wake_lock:
+            self.wake_in.send(b"", transport.NOBLOCK)
+
+    def _answer_completed(self, router) -> None:
+        while transport.receive(self.wake_out) is not None:
+            pass
+        while not self.completions.empty():
+            work, outcome, dispatched = self.completions.get()
+            self.in_flight -= 1
+            if outcome.batch:
+                self._count_remote_batch(outcome.batch)
+            self._answer(router, work, outcome, (dispatched - work.received_ns) / 1e6)
+
+    def _count_remote_batch(self, size: int) -> None:
+        """A remote batch is seen frame by frame: each frame of a batch of n counts 1/n of it."""
+        self.counters.batched_frames += 1
+        self._remote_batches += 1 / size
+        self.counters.batches = round(self._remote_batches)
+        if self.metrics:
+            self.metrics.batch_size.observe(size)
 
     def _in_budget(self, router, work: Work, now: int) -> bool:
         """Whether ``work``'s device still waits for it; if not, it is answered overloaded (nothing spent)."""
@@ -318,4 +368,6 @@ class EdgeServer:
         counters["mean_batch"] = round(self.counters.batched_frames / batches, 3) if batches else 0.0
         counters["uptime_s"] = round(time.monotonic() - self.started, 3)
         counters["fingerprint"] = self.setup.fingerprint
+        counters["engine"] = "inprocess" if self.remote is None else \
+            {"name": "ray", "replicas": self.remote.options.replicas, "retried": self.remote.retried}
         return counters

@@ -20,7 +20,8 @@ from splitinf.protocol import EDGE_LIVENESS, HEARTBEAT_MS
 from splitinf.runtime import transport
 from splitinf.runtime.edge import EdgeServer
 from splitinf.runtime.metrics import EdgeMetrics, MetricsServer
-from splitinf.runtime.setup import ModelSetup, add_model_arguments, add_threads_argument, use_threads
+from splitinf.runtime.ray_engine import RayOptions, RayTail
+from splitinf.runtime.setup import ModelSetup, add_model_arguments, add_threads_argument, bottleneck_for, use_threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +47,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ready-file", default=None, metavar="FILE",
                         help="once serving, write {address, pid} here as JSON (a --bind port of * becomes the one "
                              "bound)")
+    parser.add_argument("--engine", choices=("inprocess", "ray"), default="inprocess",
+                        help="where the tail runs: in this process (default), or on Ray Serve replicas behind this "
+                             "front (pip install 'splitinf[ray]')")
+    parser.add_argument("--replicas", type=int, default=1, help="--engine ray: tail replicas (default 1)")
+    parser.add_argument("--cpus-per-replica", type=float, default=1.0,
+                        help="--engine ray: CPUs Ray reserves per replica (default 1)")
+    parser.add_argument("--gpus-per-replica", type=float, default=0.0,
+                        help="--engine ray: GPUs per replica, fractions allowed (default 0; > 0 runs it on CUDA)")
+    parser.add_argument("--ray-address", default=None,
+                        help="--engine ray: the Ray cluster to join ('auto' or an address; default: start a local "
+                             "one, stopped with the edge)")
     parser.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                         help="serve Prometheus metrics at http://HOST:PORT/metrics and a health check at /healthz "
                              "(200 once the tail is loaded); 0 picks a free port (in --ready-file). Default: off")
@@ -81,9 +93,31 @@ def serve(args: argparse.Namespace, log, threads: int, metrics: EdgeMetrics | No
 
         if not torch.cuda.is_available():
             raise ValueError("--torch-device cuda: no CUDA device is available here (use --torch-device cpu)")
-    server = EdgeServer(setup, args.bind, device=args.torch_device, max_batch=args.max_batch,
-                        max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, heartbeat_ms=args.heartbeat_ms,
-                        auth_dir=args.auth, name=args.name, metrics=metrics)
+    remote = ray_tail(args, threads) if args.engine == "ray" else None
+    try:
+        server = EdgeServer(setup, args.bind, device=args.torch_device, max_batch=args.max_batch,
+                            max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, heartbeat_ms=args.heartbeat_ms,
+                            auth_dir=args.auth, name=args.name, metrics=metrics, remote=remote)
+        summary = run_server(server, setup, args, log, threads, metrics_server)
+    finally:
+        if remote is not None:
+            remote.close()
+    print(json.dumps(summary), flush=True)  # last, after whatever Ray printed while stopping
+    return 0
+
+
+def ray_tail(args: argparse.Namespace, threads: int) -> RayTail:
+    """The Ray Serve deployment of the tail, with this edge's model and batching."""
+    options = RayOptions(args.replicas, args.cpus_per_replica, args.gpus_per_replica, threads, args.ray_address)
+    model = {"model": args.model, "weights": args.weights, "split": args.split,
+             "bottleneck": bottleneck_for(args.model, args.bottleneck), "codec": args.codec}
+    device = "cuda" if args.gpus_per_replica > 0 else "cpu"
+    return RayTail(model, options, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, device=device,
+                   workers=args.max_queue)
+
+
+def run_server(server: EdgeServer, setup: ModelSetup, args: argparse.Namespace, log, threads: int,
+               metrics_server: MetricsServer | None) -> dict:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: server.stop.set())
     signal.signal(signal.SIGUSR1, lambda *_: report(server, threads, log, args.summary_json))
@@ -98,8 +132,7 @@ def serve(args: argparse.Namespace, log, threads: int, metrics: EdgeMetrics | No
         partial.write_text(json.dumps(ready))
         partial.replace(args.ready_file)
     server.serve()
-    print(json.dumps(report(server, threads, log, args.summary_json, "stopped")), flush=True)
-    return 0
+    return report(server, threads, log, args.summary_json, "stopped")
 
 
 def report(server: EdgeServer, threads: int, log, path: str | None, what: str = "serving") -> dict:

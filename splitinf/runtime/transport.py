@@ -7,6 +7,7 @@ Every socket has ``linger=0`` so that closing never blocks on unsent data.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,6 +151,20 @@ class HandshakeMonitor:
     @property
     def rejected(self) -> int:
         return max(self.failed, self.accepted - self.succeeded)
+
+
+_wake_numbers = itertools.count()
+
+
+def wake_pair() -> tuple[zmq.Socket, zmq.Socket]:
+    """(sender, receiver): an in-process PAIR whose messages wake a poll on the receiver, for another thread to
+    tell an event loop that something is ready (the sender is not thread-safe: guard it with a lock)."""
+    address = f"inproc://wake-{next(_wake_numbers)}"
+    receiver = context().socket(zmq.PAIR)
+    receiver.bind(address)
+    sender = context().socket(zmq.PAIR)
+    sender.connect(address)
+    return sender, receiver
 
 
 def poller(*sockets: zmq.Socket) -> zmq.Poller:

@@ -1,0 +1,140 @@
+"""``splitinf-edge --engine ray``: the tail on Ray Serve replicas, behind the same ZeroMQ front.
+
+The front (:class:`~splitinf.runtime.edge.EdgeServer`) keeps everything it does in process — handshakes,
+fingerprints, CurveZMQ, validation, per-device accounting, budgets — and hands each frame's still-compressed
+payload (a few KB: cheaper to ship than decoded features) to a Serve deployment whose replicas each run a
+:class:`~splitinf.runtime.tail_runner.TailRunner`; ``@serve.batch`` gathers the frames of all devices into
+batches on each replica. Requests go out from a pool of threads (a blocking ``.result()`` each) and their
+answers come back to the front's event loop through a wake-up socket, so the loop never waits on Ray.
+
+A frame whose replica dies under it is sent once more (Serve routes it to a live replica and restarts the
+dead one); a second failure answers it ``internal``, so the device accounts it as failed. If Ray itself is
+gone, every frame is answered so, and counted, and the front keeps serving its sockets.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from splitinf.runtime.tail_runner import TailJob, TailOutcome
+
+APP = "splitinf-tail"
+REQUEST_TIMEOUT_S = 30.0  # a replica that does not answer a frame within this is taken as failed for it
+
+
+def ray_modules():
+    """ray and ray.serve, or one clear error naming what to install."""
+    try:
+        import ray
+        from ray import serve
+    except ImportError:
+        raise ValueError("--engine ray needs Ray Serve, which is not installed: pip install 'splitinf[ray]'") \
+            from None
+    return ray, serve
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    replicas: int = 1
+    cpus_per_replica: float = 1.0
+    gpus_per_replica: float = 0.0
+    threads_per_replica: int = 1
+    address: str | None = None  # None: start a local Ray; "auto" or an address: join that cluster
+
+    def __post_init__(self) -> None:
+        if self.replicas < 1:
+            raise ValueError(f"--replicas must be at least 1, got {self.replicas}")
+        if self.cpus_per_replica < 0 or self.gpus_per_replica < 0:
+            raise ValueError(f"--cpus-per-replica and --gpus-per-replica must be ≥ 0, got {self.cpus_per_replica} "
+                             f"and {self.gpus_per_replica}")
+
+
+def tail_deployment(serve, max_batch: int, max_wait_ms: float):
+    """The Serve deployment: one TailRunner per replica, frames batched across devices by @serve.batch."""
+
+    @serve.deployment(name="tail")
+    class TailReplica:
+        def __init__(self, model: str, weights: str | None, split: str | None, bottleneck: str | None, codec: str,
+                     threads: int, device: str) -> None:
+            import torch
+
+            from splitinf.runtime.setup import ModelSetup
+            from splitinf.runtime.tail_runner import TailRunner
+
+            torch.set_num_threads(threads)
+            self.runner = TailRunner(ModelSetup.build(model, weights, split, bottleneck, codec), device)
+
+        @serve.batch(max_batch_size=max_batch, batch_wait_timeout_s=0.0)
+        async def __call__(self, jobs: list[TailJob]) -> list[TailOutcome]:
+            outcomes, _ = self.runner(jobs)
+            return outcomes
+
+    return TailReplica
+
+
+def reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """Refuse an explicit ``host:port`` that accepts no connection now (ray.init would retry it for minutes)."""
+    if address is None or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValueError(f"--engine ray: cannot start or reach {address} ({reason}); start Ray there (ray start "
+                         "--head) or leave --ray-address out to start a local one") from None
+
+
+class RayTail:
+    """The deployment and the front's way to it: :meth:`submit` a job, get its outcome in a callback."""
+
+    def __init__(self, model_args: dict, options: RayOptions, *, max_batch: int, max_wait_ms: float,
+                 device: str, workers: int) -> None:
+        self.ray, self.serve = ray_modules()
+        self.options = options
+        reachable(options.address)
+        try:
+            self.ray.init(address=options.address, include_dashboard=False, log_to_driver=False,
+                          configure_logging=False, ignore_reinit_error=True,
+                          **({} if options.address else {"num_cpus": os.cpu_count()}))
+        except Exception as exc:
+            where = options.address or "a local Ray"
+            raise ValueError(f"--engine ray: cannot start or reach {where} ({type(exc).__name__}: {exc})") from None
+        deployment = tail_deployment(self.serve, max_batch, max_wait_ms).options(
+            num_replicas=options.replicas, max_ongoing_requests=4 * max_batch,
+            ray_actor_options={"num_cpus": options.cpus_per_replica, "num_gpus": options.gpus_per_replica})
+        app = deployment.bind(model_args["model"], model_args["weights"], model_args["split"],
+                              model_args["bottleneck"], model_args["codec"], options.threads_per_replica, device)
+        self.handle = self.serve.run(app, name=APP, route_prefix=None)
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ray-tail")
+        self.retried = 0
+        self.lock = threading.Lock()
+
+    def submit(self, job: TailJob, done: Callable[[TailOutcome], None]) -> None:
+        self.pool.submit(lambda: done(self._call(job)))
+
+    def _call(self, job: TailJob) -> TailOutcome:
+        for attempt in (1, 2):
+            try:
+                return self.handle.remote(job).result(timeout_s=REQUEST_TIMEOUT_S)
+            except Exception as exc:  # the replica died or Ray is gone: once more, then the frame fails
+                if attempt == 1:
+                    with self.lock:
+                        self.retried += 1
+                    continue
+                return TailOutcome(error=("internal", f"the tail's replica failed twice ({type(exc).__name__}: "
+                                                      f"{str(exc)[:200]})"))
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            self.serve.shutdown()
+        finally:
+            self.ray.shutdown()

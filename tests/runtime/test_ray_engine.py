@@ -1,0 +1,50 @@
+"""``splitinf-edge --engine ray``: a real edge whose tail runs on a Ray Serve replica it started, serving a real
+device; Ray is stopped with the edge and leaves no process behind; an unreachable Ray is one clear line."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from splitinf.runtime.processes import EdgeProcess, run_device, script
+
+pytest.importorskip("ray")
+
+VIDEO = "intel-sample-videos/one-by-one-person-detection.mp4"
+
+
+def ray_processes() -> list[str]:
+    """Ray's processes on this machine (raylet, GCS, workers), from /proc."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        if any(mark in command for mark in ("/raylet", "gcs_server", "ray/_private/workers", "ray::")):
+            found.append(command[:80])
+    return found
+
+
+@pytest.mark.slow
+def test_the_ray_engine_serves_every_frame_and_stops_ray_with_the_edge(tmp_path):
+    assert ray_processes() == [], "a Ray from elsewhere is running: this test starts and stops its own"
+    with EdgeProcess(["--engine", "ray", "--replicas", "1", "--threads", "1"]) as edge:
+        summary, frames = run_device(edge.address, VIDEO, tmp_path, ["--frames", "12", "--no-realtime",
+                                                                      "--threads", "1", "--engine", "torch"])
+        stopped = edge.stop()
+    assert summary["counts"]["edge"] == 12 and sorted(f["frame"] for f in frames) == list(range(12))
+    assert stopped["engine"] == {"name": "ray", "replicas": 1, "retried": 0}
+    assert stopped["batched_frames"] == 12
+    assert ray_processes() == []  # Ray went with the edge
+
+
+def test_an_unreachable_ray_is_one_clear_line():
+    result = subprocess.run([script("splitinf-edge"), "--engine", "ray", "--ray-address", "127.0.0.1:9",
+                             "--bind", "tcp://127.0.0.1:*", "--threads", "1"], capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert "--engine ray: cannot start or reach 127.0.0.1:9" in last, result.stderr[-800:]
