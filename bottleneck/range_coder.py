@@ -45,6 +45,24 @@ def quantized_cdf(pmf: np.ndarray) -> np.ndarray:
     return np.append(left, np.uint64(1 << PRECISION))
 
 
+def _release_inverted(words: np.ndarray, n: int, first_inverted: np.uint64, inverted: int, carried: bool) -> int:
+    """Write the ``inverted`` words held back, now that it is known whether a carry reached them: the first one
+    (plus one if it carried) and ``inverted - 1`` fillers (0 after a carry, else all ones). Returns the new
+    length of ``words``."""
+    word_max = np.uint64(0xFFFFFFFF)
+    if carried:
+        words[n] = np.uint32((first_inverted + np.uint64(1)) & word_max)
+        filler = np.uint32(0)
+    else:
+        words[n] = np.uint32(first_inverted)
+        filler = np.uint32(word_max)
+    n += 1
+    for _ in range(1, inverted):
+        words[n] = filler
+        n += 1
+    return n
+
+
 def _encode(symbols: np.ndarray, models: np.ndarray, cdfs: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """The range coder itself: symbol ``i`` (an index into its model) coded with model ``models[i]``, whose
     CDF is ``cdfs[starts[m] : ...]``. Returns the sealed stream of 32-bit words. All arithmetic is on
@@ -56,7 +74,6 @@ def _encode(symbols: np.ndarray, models: np.ndarray, cdfs: np.ndarray, starts: n
     first_inverted = np.uint64(0)
     words = np.empty(len(symbols) + 4, dtype=np.uint32)
     n = 0
-    word_max = np.uint64(0xFFFFFFFF)
     shift_state = np.uint64(WORD_BITS)
     precision = np.uint64(PRECISION)
     threshold = np.uint64(1 << WORD_BITS)
@@ -68,16 +85,7 @@ def _encode(symbols: np.ndarray, models: np.ndarray, cdfs: np.ndarray, starts: n
         range_ = scale * probability
         new_lower = lower + scale * left  # wraps
         if inverted and new_lower + range_ > new_lower:  # the carry question is settled
-            if new_lower < lower:  # it carried
-                words[n] = np.uint32((first_inverted + np.uint64(1)) & word_max)
-                filler = np.uint32(0)
-            else:
-                words[n] = np.uint32(first_inverted)
-                filler = np.uint32(word_max)
-            n += 1
-            for _ in range(1, inverted):
-                words[n] = filler
-                n += 1
+            n = _release_inverted(words, n, first_inverted, inverted, new_lower < lower)
             inverted = 0
         lower = new_lower
         if range_ < threshold:
@@ -96,16 +104,7 @@ def _encode(symbols: np.ndarray, models: np.ndarray, cdfs: np.ndarray, starts: n
         return words[:n]
     point = lower + (threshold - np.uint64(1))
     if inverted:
-        if point < lower:
-            words[n] = np.uint32((first_inverted + np.uint64(1)) & word_max)
-            filler = np.uint32(0)
-        else:
-            words[n] = np.uint32(first_inverted)
-            filler = np.uint32(word_max)
-        n += 1
-        for _ in range(1, inverted):
-            words[n] = filler
-            n += 1
+        n = _release_inverted(words, n, first_inverted, inverted, point < lower)
     point_word = point >> shift_state
     words[n] = np.uint32(point_word)
     n += 1
@@ -118,6 +117,7 @@ def _encode(symbols: np.ndarray, models: np.ndarray, cdfs: np.ndarray, starts: n
 try:  # compiled where numba exists (x86 and aarch64 wheels); the same function as plain Python otherwise
     import numba
 
+    _release_inverted = numba.njit(cache=True, nogil=True)(_release_inverted)  # compiled first: _encode calls it
     _encode_compiled = numba.njit(cache=True, nogil=True)(_encode)
 except ImportError:  # pragma: no cover - the plain loop is the fallback
     _encode_compiled = None

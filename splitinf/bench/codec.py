@@ -41,9 +41,10 @@ def _time_ms(fn, repeats: int = 5) -> tuple[float, object]:
 
 
 def main(args: argparse.Namespace) -> int:
-    model = read_checkpoint(args.bottleneck)["config"]["model"]
+    path = find_checkpoint(args.bottleneck)  # a name or a file
+    model = read_checkpoint(path)["config"]["model"]
     detector = build_detector(model, weights=detector_spec(model).default_weights)
-    bottleneck = load_for(find_checkpoint(args.bottleneck), detector)
+    bottleneck = load_for(path, detector)
     codec, baseline = bottleneck.codec(), MinMax8Codec()
     head = Head(detector, bottleneck=bottleneck)
     rows = {"entropy": [], "minmax8": []}
