@@ -86,7 +86,7 @@ def test_one_name_per_idea():
 @pytest.mark.parametrize(("argv", "old", "new", "dest", "value"), [
     (["sweep", "--checkpoint", "a.pt", "--checkpoint", "b.pt"], "--checkpoint", "--bottleneck", "bottleneck",
      ["a.pt", "b.pt"]),
-    (["demo", "--slowdown", "2"], "--slowdown", "--device-slowdown", "device_slowdown", 2.0),
+    (["demo", "--slowdown", "2"], "--slowdown", "--device-slowdown", "device_slowdown", "2"),  # X or 'board'
     (["eval", "--limit", "3"], "--limit", "--images", "images", 3),
 ])
 def test_a_renamed_option_still_works_with_a_warning_naming_the_new_one(capsys, argv, old, new, dest, value):

@@ -48,6 +48,11 @@ def _now() -> float:  # the session's clock: the monotonic clock, in ms
     return time.perf_counter_ns() / 1e6
 
 
+def endpoints_of(connect: str | None) -> list[str]:
+    """``--connect tcp://A:5555,tcp://B:5555``: the fronts to fail over between, in order."""
+    return [e.strip() for e in (connect or "").split(",") if e.strip()] or [""]
+
+
 class DeviceClient:
     def __init__(self, engine: DeviceEngine, connect: str | None, *, mode: str = SPLIT, jpeg_quality: int = 90,
                  jpeg_size: tuple[int, int] | None = None, window: int = 2, deadline_ms: float = 2000.0,
@@ -63,8 +68,9 @@ class DeviceClient:
         self.session = DeviceSession(mode=mode, fingerprint=engine.fingerprint, config=engine.config,
                                      name=name or f"device@{pysocket.gethostname()}", min_score=min_score,
                                      window=window, deadline_ms=deadline_ms, fallback_local=fallback_local,
-                                     policy=self.policy)
+                                     policy=self.policy, endpoints=len(endpoints_of(connect)))
         self.engine, self.connect, self.mode, self.min_score = engine, connect, mode, min_score
+        self.endpoints, self.endpoint = endpoints_of(connect), 0  # the front in use, moved on at each Reconnect
         self.key, self.server_key, self.connect_timeout_s = key, server_key, connect_timeout_s
         self.on_outcome = on_outcome
         self.images: dict[int, np.ndarray] = {}
@@ -182,7 +188,7 @@ class DeviceClient:
                     self.on_outcome(action, image)
 
     def _io(self, inbox, greeting: list[Action]) -> None:
-        sock = transport.device_socket(self.connect, self.key, self.server_key)
+        sock = transport.device_socket(self.endpoints[self.endpoint], self.key, self.server_key)
         pending = list(greeting)
         try:
             while not self.stop.is_set():
@@ -190,7 +196,8 @@ class DeviceClient:
                     action = pending.pop(0)
                     if isinstance(action, Reconnect):
                         sock.close(linger=0)
-                        sock = transport.device_socket(self.connect, self.key, self.server_key)
+                        self.endpoint = (self.endpoint + 1) % len(self.endpoints)
+                        sock = transport.device_socket(self.endpoints[self.endpoint], self.key, self.server_key)
                     elif isinstance(action, Send):
                         pending += self._send(sock, action.frames, action.seq)
                     else:

@@ -34,7 +34,9 @@ ENGINES = ("torch", "onnx-int8", "onnx-fp32")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--connect", default=None, help="edge (or relay) endpoint, e.g. tcp://127.0.0.1:5555")
+    parser.add_argument("--connect", default=None,
+                        help="edge (or relay) endpoint, e.g. tcp://127.0.0.1:5555; several, comma-separated: the "
+                             "device fails over to the next when one stops answering")
     parser.add_argument("--source", required=True, help="video file, camera index, image folder or stream URL")
     parser.add_argument("--mode", default="split", choices=DEVICE_MODES,
                         help="split (default), jpeg, local, or auto: per frame the mode that keeps the 95th-percentile "

@@ -48,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="once serving, write {address, pid} here as JSON (a --bind port of * becomes the one "
                              "bound)")
     parser.add_argument("--engine", choices=("inprocess", "ray"), default="inprocess",
-                        help="where the tail runs: in this process (default), or on Ray Serve replicas behind this "
-                             "front (pip install 'splitinf[ray]')")
+                        help="where the tail runs: in this process (default inprocess), or on Ray Serve replicas "
+                             "behind this front (pip install 'splitinf[ray]')")
     parser.add_argument("--replicas", type=int, default=1, help="--engine ray: tail replicas (default 1)")
     parser.add_argument("--cpus-per-replica", type=float, default=1.0,
                         help="--engine ray: CPUs Ray reserves per replica (default 1)")

@@ -86,7 +86,8 @@ class Send:
 
 @dataclass(frozen=True)
 class Reconnect:
-    """The edge is gone: drop the connection, open a fresh one (then greet it: the session sends HELLO)."""
+    """The edge is gone: drop the connection, open a fresh one — to the next endpoint where there are several —
+    and greet it (the session sends HELLO: a front knows only the devices that greeted it)."""
 
 
 Action = Send | Reconnect | Outcome
@@ -126,7 +127,7 @@ class _Probe:
 class DeviceSession:
     def __init__(self, *, mode: str, fingerprint: str, config: dict, name: str = "device", min_score: float = 0.05,
                  window: int = 2, deadline_ms: float = 2000.0, fallback_local: bool = False,
-                 policy: AdaptivePolicy | None = None) -> None:
+                 policy: AdaptivePolicy | None = None, endpoints: int = 1) -> None:
         if window < 1 or deadline_ms <= 0:
             raise ValueError(f"window must be >= 1 and deadline > 0, got {window} and {deadline_ms}")
         if (mode == "auto") != (policy is not None):
@@ -134,6 +135,8 @@ class DeviceSession:
         self.mode, self.policy = mode, policy
         self.hello = Hello(name, fingerprint, config, min_score)
         self.window, self.deadline_ms, self.fallback_local = window, deadline_ms, fallback_local
+        self.endpoints = endpoints  # edges (fronts) the driver can fail over between
+        self.unanswered_greetings = 0
         # connection
         self.connected, self.fatal = False, None
         self.heartbeat_ms = float(HEARTBEAT_MS)
@@ -188,7 +191,7 @@ class DeviceSession:
                 self.fatal = f"edge {message.edge} runs model {message.fingerprint}, device {self.hello.fingerprint}"
                 return []
             self.connected, self.heartbeat_ms = True, float(message.heartbeat_ms)
-            self.hello_backoff_ms = HELLO_BACKOFF_MS[0]
+            self.hello_backoff_ms, self.unanswered_greetings = HELLO_BACKOFF_MS[0], 0
             return []
         if isinstance(message, Result):
             return self._result(message, now_ms, sum(len(f) for f in frames))
@@ -202,7 +205,13 @@ class DeviceSession:
             return []
         actions: list[Action] = []
         if not self.connected and now_ms >= self.hello_at + self.hello_backoff_ms:
-            actions += self._greet(now_ms)  # libzmq reconnects the socket itself; we only repeat the greeting
+            self.unanswered_greetings += 1
+            # Another front after two greetings this one ignored: the first one, sent as a fresh socket connects,
+            # may have been dropped (the socket queues nothing for a peer not yet there), the second was not.
+            if self.endpoints > 1 and self.unanswered_greetings >= 2:
+                actions.append(Reconnect())
+                self.unanswered_greetings = 0
+            actions += self._greet(now_ms)  # one endpoint: libzmq reconnects the socket itself
             self.hello_backoff_ms = min(2 * self.hello_backoff_ms, HELLO_BACKOFF_MS[1])
         if self.connected and now_ms >= self.last_heard_ms + DEVICE_LIVENESS * self.heartbeat_ms:
             actions += self._lost(now_ms, "edge lost (no reply)")
