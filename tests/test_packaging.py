@@ -49,6 +49,7 @@ def installed(tmp_path_factory) -> tuple[Path, dict]:
     return venv, env
 
 
+@pytest.mark.slow  # the fast representative: test_every_source_package_is_installed
 def test_a_regular_install_carries_the_shipped_checkpoints(installed):
     venv, env = installed
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import splitinf, splitinf.weights.checkpoints as c;"

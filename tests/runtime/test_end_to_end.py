@@ -36,6 +36,7 @@ def run_device(address, args, folder):
     return _run_device(address, VIDEO, folder, args)
 
 
+@pytest.mark.slow  # in one process: tests/test_models.py (bitwise, every split point)
 def test_split_without_bottleneck_equals_the_unsplit_model_across_processes(edge_factory, tmp_path):
     exact = ["--bottleneck", "none", "--split", "s8", "--codec", "float32"]
     edge = edge_factory(exact)

@@ -8,12 +8,15 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from splitinf.runtime.processes import EdgeProcess, device_command, device_results, run_device
 
 VIDEO = "intel-sample-videos/one-by-one-person-detection.mp4"
 EDGE = ["--threads", "1", "--heartbeat-ms", "200"]
 
 
+@pytest.mark.slow  # the fast representative: the next test (first front down at start)
 def test_a_device_fails_over_to_the_next_front_and_every_frame_is_accounted_once(tmp_path):
     with EdgeProcess(EDGE) as first, EdgeProcess(EDGE) as second:
         command = device_command(f"{first.address},{second.address}", VIDEO, tmp_path,
