@@ -35,12 +35,13 @@ from pathlib import Path
 import torch
 
 from splitinf.board.manifest import MANIFEST
-from splitinf.commands.export import export
+from splitinf.commands.export import DEFAULT_CALIBRATION, export
 from splitinf.data import PERSON_VIDEO, resolve
 from splitinf.experiments.demo import fidelity_ap, records_as_reference
 from splitinf.report import format_table, print_json_line
 from splitinf.runtime.processes import EdgeProcess, device_command, device_results, run_device
 from splitinf.runtime.setup import DEFAULT_MODEL, ModelSetup
+from splitinf.runtime.sources import FrameSource
 from splitinf.weights.checkpoints import default_bottleneck
 
 DEBIAN = "http://deb.debian.org/debian"
@@ -147,7 +148,7 @@ def main(args: argparse.Namespace) -> int:
             "fingerprint") != setup.fingerprint:
         print(f"exporting the device half into {exported} …", file=sys.stderr, flush=True)
         torch.set_num_threads(1)
-        export(setup, None, None, exported, 128, local=False)
+        export(setup, None, None, exported, DEFAULT_CALIBRATION, local=False)
     source = str(resolve(PERSON_VIDEO))
     # Frames wait for the device (no realtime) and may take seconds each under emulation: no frame is stale.
     common = ["--mode", "split", "--engine", "onnx-int8", "--exported", str(exported), "--no-realtime", "--frames",
@@ -162,11 +163,9 @@ def main(args: argparse.Namespace) -> int:
             "splitinf-device under qemu-aarch64", env=env, timeout=3600)
         wall_s = time.monotonic() - started
         summary, frames = device_results(emulated)
-    import cv2  # noqa: PLC0415 - only for the frame size
-
-    capture = cv2.VideoCapture(source)
-    size = (int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)))
-    capture.release()
+    first = FrameSource(source, realtime=False)
+    size = tuple(next(first.frames(1)).image.shape[-2:])
+    first.close()
     ap = fidelity_ap(frames, records_as_reference(reference_frames), size)
     same = sum(a.get("detections") == b.get("detections") for a, b in
                zip(sorted(frames, key=lambda f: f["frame"]), sorted(reference_frames, key=lambda f: f["frame"])))

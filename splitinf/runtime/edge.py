@@ -5,10 +5,15 @@ and a counter, never a crash), keeps each device's handshake, answers heartbeats
 silent, timestamps frames on arrival and queues them (a full queue answers ``overloaded`` at once). When
 frames wait, it takes a batch (up to ``max_batch``, waiting at most ``max_wait_ms`` after the first while
 several devices stream and reading the socket meanwhile), skips the ones whose device stopped waiting while
-they queued (``overloaded``), decodes the payloads, runs each mode's edge half (:mod:`splitinf.tail.modes`)
-once per batch of equal shapes, and replies with the detections and its own queue/decode/tail times. Messages
-that arrive during a batch wait in the socket and are read right after it: nothing crosses a thread between
-a frame's arrival and its reply.
+they queued (``overloaded``), and has a :class:`~splitinf.runtime.tail_runner.TailRunner` decode and run
+them, replying with the detections and its own queue/decode/tail times. Messages that arrive during a batch
+wait in the socket and are read right after it: nothing crosses a thread between a frame's arrival and its
+reply.
+
+With a remote tail (``--engine ray``, :mod:`splitinf.runtime.ray_engine`) the loop hands each queued frame
+over at once instead (the replicas batch), and replies when its answer wakes the loop; ``max_queue`` then
+bounds the frames queued and in flight together. ``metrics`` (:mod:`splitinf.runtime.metrics`) mirror the
+counters for Prometheus.
 """
 
 from __future__ import annotations

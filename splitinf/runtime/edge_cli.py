@@ -112,8 +112,7 @@ def ray_tail(args: argparse.Namespace, threads: int) -> RayTail:
     model = {"model": args.model, "weights": args.weights, "split": args.split,
              "bottleneck": bottleneck_for(args.model, args.bottleneck), "codec": args.codec}
     device = "cuda" if args.gpus_per_replica > 0 else "cpu"
-    return RayTail(model, options, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, device=device,
-                   workers=args.max_queue)
+    return RayTail(model, options, max_batch=args.max_batch, device=device, workers=args.max_queue)
 
 
 def run_server(server: EdgeServer, setup: ModelSetup, args: argparse.Namespace, log, threads: int,
