@@ -66,18 +66,25 @@ def test_bench_split_exact_json_last_line(capsys):
     assert summary["detections_compared"] > 0
 
 
+def run_together(*commands: list[str]) -> list[tuple[int, str, str]]:
+    """(exit code, stdout, stderr) of each command, started at once (each spends seconds importing)."""
+    running = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    outputs = [p.communicate(timeout=120) for p in running]
+    return [(p.returncode, out, err) for p, (out, err) in zip(running, outputs)]
+
+
 def test_runtime_entry_points_explain_themselves():
-    for program, words in (("splitinf-edge", "--max-batch"), ("splitinf-device", "--deadline-ms")):
-        result = subprocess.run([script(program), "--help"], capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0 and words in result.stdout and "--model" in result.stdout
+    results = run_together([script("splitinf-edge"), "--help"], [script("splitinf-device"), "--help"])
+    for (code, out, _), words in zip(results, ("--max-batch", "--deadline-ms")):
+        assert code == 0 and words in out and "--model" in out
 
 
 def test_a_thread_count_below_one_is_refused_before_anything_loads():
-    for command in (["splitinf-edge"], ["splitinf-device", "--source", "x"]):
-        result = subprocess.run([script(command[0]), *command[1:], "--threads", "0"], capture_output=True, text=True,
-                                timeout=120)
-        assert result.returncode == 2
-        assert "argument --threads: expected a whole number of threads >= 1, got '0'" in result.stderr
+    results = run_together([script("splitinf-edge"), "--threads", "0"],
+                           [script("splitinf-device"), "--source", "x", "--threads", "0"])
+    for code, _, err in results:
+        assert code == 2
+        assert "argument --threads: expected a whole number of threads >= 1, got '0'" in err
 
 
 def test_device_refuses_a_missing_source_with_one_line():
