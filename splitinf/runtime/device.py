@@ -85,19 +85,21 @@ class DeviceClient:
             greeting = self.session.start(_now())
         if self.policy is not None and source.fps > 0:
             self.policy.frame_period_ms = 1000.0 / source.fps  # how long a busy device makes frames wait
-        threads = [threading.Thread(target=self._capture, args=(source, max_frames), daemon=True)]
-        if self.mode != LOCAL:
-            self.outbox, inbox = transport.inproc_pair("device-out")
-            threads.append(threading.Thread(target=self._io, args=(inbox, greeting), daemon=True))
-            threads[1].start()
-            self._await_edge()
-        threads[0].start()
+        capture = threading.Thread(target=self._capture, args=(source, max_frames), daemon=True)
+        threads = []
         try:
+            if self.mode != LOCAL:
+                self.outbox, inbox = transport.inproc_pair("device-out")
+                threads.append(threading.Thread(target=self._io, args=(inbox, greeting), daemon=True))
+                threads[0].start()
+                self._await_edge()  # a refusal raises here: the I/O thread still closes its socket below
+            threads.append(capture)
+            capture.start()
             with contextlib.suppress(KeyboardInterrupt):
                 self._compute_loop()
         finally:
             self.stop.set()
-            for thread in threads:
+            for thread in threads:  # none left running into the interpreter's exit (libzmq aborts then)
                 thread.join(timeout=5)
             with self.changed:
                 self._record(self.session.interrupt(_now()))

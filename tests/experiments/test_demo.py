@@ -2,10 +2,12 @@
 mean, and every frame of every mode in the per-frame output exactly once."""
 
 import json
+import shutil
 
 import pytest
 
 from splitinf.cli import main
+from splitinf.weights.assets import home
 
 
 def run_demo(tmp_path, capsys, modes: str, *more: str) -> tuple[dict, object]:
@@ -31,7 +33,13 @@ def test_demo_local_is_the_unsplit_model_and_split_stays_close(tmp_path, capsys)
 
 @pytest.mark.slow
 def test_demo_runs_every_mode_on_the_board_by_default(tmp_path, capsys):
-    rows, out = run_demo(tmp_path, capsys, "split,jpeg,local,auto")
+    exported = home() / "exported"  # the tests' own home (conftest): the demo exports the board's engine there
+    existed = exported.exists()
+    try:
+        rows, out = run_demo(tmp_path, capsys, "split,jpeg,local,auto")
+    finally:  # what it exported must not change which engine later tests' devices run
+        if not existed:
+            shutil.rmtree(exported, ignore_errors=True)
     assert list(rows) == ["split", "jpeg", "local", "auto"]
     summary = json.loads((out / "local" / "summary.json").read_text())
     assert summary["engine"] == "onnx-int8"  # exported once into $SPLITINF_HOME where missing

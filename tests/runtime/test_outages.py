@@ -64,7 +64,8 @@ def test_a_real_auto_device_through_a_relay_outage(edge_factory, tmp_path):
     relay_args = ["--uplink", "20mbit", "--downlink", "20mbit", "--delay-ms", "10", "--outage", "20:2"]
     with RelayProcess(edge.address.removeprefix("tcp://"), relay_args) as relay:
         result = subprocess.run(device_command(f"tcp://{relay.address}", VIDEO, tmp_path,
-                                               [*share, "--mode", "auto", "--auto-modes", "local,jpeg",
+                                               [*share, "--engine", "torch", "--mode", "auto", "--auto-modes",
+                                                "local,jpeg",
                                                 "--jpeg-size", "300x300", "--device-slowdown", "3", "--frames",
                                                 "330", "--fps", "10", "--start-frame", "300"]),
                                 capture_output=True, text=True, timeout=300)
