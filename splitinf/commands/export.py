@@ -121,13 +121,10 @@ def quantize_int8(fp32: Path, int8: Path, inputs: list[np.ndarray], keep_fp32: s
     """Static int8 quantization of ``fp32`` calibrated on ``inputs``; nodes whose name starts with ``keep_fp32``
     stay fp32; activation ranges at the :data:`CALIBRATION_PERCENTILE` (else min/max).
 
-    Choices measured with ``splitinf bench device`` on the 482 COCO images (fp32 head: AP 18.48): min/max
-    calibration with everything int8 lost 0.69 point; the bottleneck encoder kept at fp32 (its output is
-    rounded into the symbols sent, and on two small convolutions the QDQ pairs cost more time than int8
-    saves: 14.6 against 16.1 ms per frame) lost 0.62; activations calibrated at the 99.999th percentile
-    instead of min/max on top of that lost 0.42 (entropy calibration 0.62, the first convolution kept fp32
-    0.73). The whole detector (local) keeps min/max: the percentile gave it no better AP (18.49 against 18.58,
-    fp32 19.08) and its histograms took the export from 22 s to 3 minutes."""
+    The bottleneck's encoder stays fp32 (its output is rounded into the symbols sent, and on two small
+    convolutions the QDQ pairs cost more time than int8 saves); the whole detector keeps min/max (the
+    percentile bought it no AP and took minutes). How each choice was measured: lab/RESULTS.md, "int8 export".
+    """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
