@@ -9,12 +9,15 @@ resized), score threshold 0.5 on both sides.
 ``--engine ray --replicas 1,2``: the shipped person detector and bottleneck (payloads precomputed by the load
 generator), one torch thread per replica, against the in-process edge on one thread, same run: frames/s with
 8 devices flat out, and the p50 latency one camera-paced device (5 fps) sees at low load, whose difference is
-what Ray adds to a frame.
+what Ray adds to a frame. ``cores_used`` says where this machine's cores went during each throughput run (the
+front, the replicas, Ray's daemons, the load generator): on a machine of two cores, what the replicas get of
+them bounds what a second replica can add.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 
@@ -26,7 +29,8 @@ from splitinf.data import PERSON_VIDEO, resize_rgb, video_frames
 from splitinf.models import build_detector
 from splitinf.options import deprecated_alias
 from splitinf.report import format_table, print_json_line
-from splitinf.runtime.processes import EdgeProcess
+from splitinf.runtime.processes import EdgeProcess, command_line, cpu_seconds, descendants
+from splitinf.runtime.ray_engine import REPLICA_TITLE
 from splitinf.runtime.setup import DEFAULT_MODEL, ModelSetup
 from splitinf.weights.checkpoints import default_bottleneck
 
@@ -89,18 +93,44 @@ def paced_latency_ms(address: str, setup: ModelSetup, payloads: list, seconds: f
     return float(np.median([o.latency_ms for o in answered])), float(np.median(compute))
 
 
+class CpuUse:
+    """Cores used, on average between :meth:`start` and :meth:`stop`, by the edge's front (its own process),
+    its tail replicas, the rest of its process tree (Ray's daemons) and this load generator: on a small machine
+    they share, and what the replicas get bounds what more replicas can add."""
+
+    def __init__(self, edge_pid: int) -> None:
+        self.edge_pid = edge_pid
+
+    def _sample(self) -> dict[str, float]:
+        totals = {"front": cpu_seconds(self.edge_pid), "replicas": 0.0, "ray_daemons": 0.0,
+                  "load_generator": cpu_seconds(os.getpid())}
+        for pid in descendants(self.edge_pid):
+            totals["replicas" if command_line(pid).startswith(REPLICA_TITLE) else "ray_daemons"] += cpu_seconds(pid)
+        return totals
+
+    def start(self) -> None:
+        self.began, self.before = time.perf_counter(), self._sample()
+
+    def stop(self) -> dict[str, float]:
+        after, wall = self._sample(), time.perf_counter() - self.began
+        return {k: round((after[k] - self.before[k]) / wall, 2) for k in after}
+
+
 def ray_main(args: argparse.Namespace) -> int:
     """The Ray engine at each replica count against the in-process edge, same payloads, same run."""
     replicas = [int(r) for r in args.replicas.split(",")]
     setup = ModelSetup.build(DEFAULT_MODEL, None, None, str(default_bottleneck()))
     payloads = prepare_payloads(setup, [f for f in video_frames(PERSON_VIDEO, max_frames=16, step=25)])
     flags = ["--threads", "1", "--max-batch", str(min(args.batch, 8))]
-    fps, latency, compute = {}, {}, {}
+    fps, latency, compute, cores = {}, {}, {}, {}
     for engine, count in [("inprocess", 1)] + [("ray", r) for r in replicas]:
         extra = [] if engine == "inprocess" else ["--engine", "ray", "--replicas", str(count)]
         with EdgeProcess([*flags, *extra]) as edge:
             key = engine if engine == "inprocess" else str(count)
+            cpu = CpuUse(edge.process.pid)
+            cpu.start()
             fps[key] = edge_throughput(edge.address, setup, payloads, args.devices, args.seconds)
+            cores[key] = cpu.stop()
             if count == 1:
                 latency[engine], compute[engine] = paced_latency_ms(edge.address, setup, payloads, args.seconds)
         print(f"{engine} ×{count}: {fps[key]:.1f} frames/s", flush=True)
@@ -109,7 +139,10 @@ def ray_main(args: argparse.Namespace) -> int:
               "ray_fps": {str(r): round(fps[str(r)], 2) for r in replicas},
               "ray_overhead_ms": round(latency["ray"] - latency["inprocess"], 2),
               "p50_ms": {k: round(v, 2) for k, v in latency.items()},
-              "p50_compute_ms": {k: round(v, 2) for k, v in compute.items()}}
+              "p50_compute_ms": {k: round(v, 2) for k, v in compute.items()},
+              "cores_used": cores, "cores": os.cpu_count(),
+              "tail_cpu_ms_per_frame": {k: round(1000 * c["replicas" if k != "inprocess" else "front"] / fps[k], 2)
+                                        for k, c in cores.items()}}
     if len(replicas) > 1:
         result["scaling"] = round(fps[str(replicas[-1])] / fps[str(replicas[0])], 3)
     print(format_table(["engine", "frames/s"], [("in process", result["inprocess_fps"])]

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from splitinf.runtime.tail_runner import TailJob, TailOutcome
 
 APP = "splitinf-tail"
+REPLICA_TITLE = f"ray::ServeReplica:{APP}:"  # how a replica's process names itself (ps, /proc/PID/cmdline)
 REQUEST_TIMEOUT_S = 30.0  # a replica that does not answer a frame within this is taken as failed for it
 
 
@@ -100,6 +101,11 @@ class RayTail:
         self.ray, self.serve = ray_modules()
         self.options = options
         reachable(options.address)
+        if options.address is None:
+            # Ray starts its workers at nice 15 so that its daemons stay responsive; here the replicas are the
+            # work, and at nice 15 they lost ~10 ms per frame to the front and the devices on a busy machine.
+            # A cluster this front joins keeps its operator's choice.
+            os.environ.setdefault("RAY_worker_niceness", "0")
         try:
             self.ray.init(address=options.address, include_dashboard=False, log_to_driver=False,
                           configure_logging=False, ignore_reinit_error=True,
@@ -112,6 +118,8 @@ class RayTail:
             ray_actor_options={"num_cpus": options.cpus_per_replica, "num_gpus": options.gpus_per_replica})
         app = deployment.bind(model_args["model"], model_args["weights"], model_args["split"],
                               model_args["bottleneck"], model_args["codec"], options.threads_per_replica, device)
+        if options.address is None:  # no HTTP proxy: the ZeroMQ front is this deployment's only way in
+            self.serve.start(proxy_location="Disabled")
         self.handle = self.serve.run(app, name=APP, route_prefix=None)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ray-tail")
         self.retried = 0
