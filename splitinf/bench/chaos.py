@@ -11,16 +11,23 @@
 
 The last line (``--json``) carries ``frames`` and ``accounted`` (every simulated device's, summed),
 ``overloaded``, ``edge_rss_growth_mb``, ``peers_after`` and the live devices, and per-phase details.
+
+``--engine ray``: the edge's tail on ``--replicas`` Ray Serve replicas instead; ``--devices`` devices stream
+(half the measured capacity in all) for ``--seconds`` while one replica process is killed (SIGKILL) every
+``--kill-every`` seconds, in turn. The front must never restart and every frame must be accounted; its last
+line carries ``frames``, ``accounted``, ``failed``, ``replica_kills`` and the front's retries.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,7 +36,8 @@ from splitinf.data import PERSON_VIDEO, video_frames
 from splitinf.protocol import EDGE_LIVENESS, Hello, Welcome, decode, encode
 from splitinf.report import format_table, print_json_line
 from splitinf.runtime import transport
-from splitinf.runtime.processes import EdgeProcess, memory_kb
+from splitinf.runtime.processes import EdgeProcess, command_line, descendants, memory_kb
+from splitinf.runtime.ray_engine import REPLICA_TITLE
 from splitinf.runtime.setup import ModelSetup, add_model_arguments
 
 DEADLINE_MS = 1000.0
@@ -47,6 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "of overload (default %(default)s)")
     parser.add_argument("--heartbeat-ms", type=int, default=250, help="the edge's heartbeat period (default "
                         "%(default)s)")
+    parser.add_argument("--engine", choices=("inprocess", "ray"), default="inprocess",
+                        help="inprocess: restarts, connection storm and overload (default); ray: replicas of the "
+                             "tail killed while devices stream")
+    parser.add_argument("--replicas", type=int, default=2, help="--engine ray: tail replicas (default %(default)s)")
+    parser.add_argument("--seconds", type=float, default=60.0,
+                        help="--engine ray: seconds the devices stream (default %(default)s)")
+    parser.add_argument("--kill-every", type=float, default=10.0,
+                        help="--engine ray: seconds between replica kills (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
     add_model_arguments(parser)
 
@@ -54,11 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class Edge:
     """The edge process, restartable on its port, and its counters while it serves (SIGUSR1)."""
 
-    def __init__(self, args: argparse.Namespace, folder: Path) -> None:
+    def __init__(self, args: argparse.Namespace, folder: Path, engine: tuple[str, ...] = ()) -> None:
         self.path = folder / "edge.json"
         model = ["--model", args.model, "--bottleneck", args.bottleneck, "--split", args.split, "--codec", args.codec]
         self.flags = [*model, "--heartbeat-ms", str(args.heartbeat_ms), "--max-queue", "4", "--threads", "1",
-                      "--summary-json", str(self.path)]
+                      "--summary-json", str(self.path), *engine]
         self.process = EdgeProcess(self.flags).start()
 
     def restart(self) -> None:
@@ -91,17 +107,86 @@ def handshake_and_vanish(address: str, setup: ModelSetup, count: int) -> int:
 
 
 def stream(address: str, setup: ModelSetup, payloads, count: int, fps: float, stop: threading.Event,
-           name: str) -> list[SimulatedDevice]:
+           name: str, **options) -> list[SimulatedDevice]:
     devices = [SimulatedDevice(address, setup, payloads, stop, window=2, name=f"{name}-{i}", deadline_ms=DEADLINE_MS,
-                               fps=fps) for i in range(count)]
+                               fps=fps, **options) for i in range(count)]
     for device in devices:
         device.start()
     return devices
 
 
+def replica_pids(edge_pid: int) -> list[int]:
+    """The processes of the edge's live tail replicas (a restarting one counts once it has its title)."""
+    return sorted(pid for pid in descendants(edge_pid) if command_line(pid).startswith(REPLICA_TITLE))
+
+
+def ray_main(args: argparse.Namespace, setup: ModelSetup, payloads) -> int:
+    """Replicas killed in turn while devices stream; the front must serve on and account every frame."""
+    with tempfile.TemporaryDirectory(prefix="splitinf-chaos-") as folder:
+        # The edge's default queue (32), not the overload phase's 4: while a replica restarts, the others
+        # serve its share and the queue absorbs the dip instead of turning frames away.
+        edge = Edge(args, Path(folder), ("--engine", "ray", "--replicas", str(args.replicas), "--max-queue", "32"))
+        front_pid = edge.process.process.pid
+        try:
+            capacity = edge_throughput(edge.process.address, setup, payloads, devices=2, seconds=3, warmup=1,
+                                       window=2)
+            print(f"edge capacity on {args.replicas} replica(s): {capacity:.1f} frames/s", flush=True)
+            stop = threading.Event()
+            # Cameras that stream once connected and let their last frames finish: a failure is the kills'.
+            live = stream(edge.process.address, setup, payloads, args.devices, capacity / 2 / args.devices, stop,
+                          "live", wait_for_edge=True, drain_ms=2 * DEADLINE_MS)
+            kills, alive_at_kill, respawn_s = [], [], []
+            started = next_kill = time.monotonic()
+            down_since = None  # when the deployment last lost a replica it has not replaced yet
+            while (now := time.monotonic()) - started < args.seconds:
+                replicas = replica_pids(front_pid)
+                if down_since is not None and len(replicas) >= args.replicas:
+                    respawn_s.append(round(now - down_since, 2))
+                    down_since = None
+                if now >= next_kill + args.kill_every:
+                    next_kill += args.kill_every
+                    alive_at_kill.append(len(replicas))
+                    if replicas:
+                        victim = replicas[len(kills) % len(replicas)]
+                        os.kill(victim, signal.SIGKILL)
+                        kills.append(victim)
+                        down_since = down_since or now
+                        print(f"replica {victim} killed ({len(kills)}), {len(replicas)} were alive", flush=True)
+                time.sleep(0.1)
+            stop.set()
+            for device in live:
+                device.join(timeout=30)
+            front_alive = edge.process.process.poll() is None and edge.process.process.pid == front_pid
+            edge_counters = edge.counters()
+            replicas_after = len(replica_pids(front_pid))
+        finally:
+            edge.process.stop()  # not killed: the edge stops the Ray it started
+    summaries = [d.session.summary() for d in live]
+    frames, failed = sum(s["frames"] for s in summaries), sum(s["counts"]["failed"] for s in summaries)
+    result = {
+        "engine": "ray", "replicas": args.replicas, "devices": args.devices, "seconds": args.seconds,
+        "frames": frames, "accounted": sum(s["accounted"] for s in summaries), "failed": failed,
+        "failed_fraction": round(failed / max(frames, 1), 4),
+        "counts": {k: sum(s["counts"][k] for s in summaries) for k in summaries[0]["counts"]},
+        "reasons": dict(sum((Counter(s["reasons"]) for s in summaries), Counter())),
+        "replica_kills": len(kills), "replicas_alive_at_kills": alive_at_kill, "replicas_after": replicas_after,
+        "replica_respawn_s": respawn_s,
+        "retried": edge_counters.get("engine", {}).get("retried"), "front_alive": front_alive,
+        "reconnects": sum(s["reconnects"] for s in summaries), "heartbeat_ms": args.heartbeat_ms,
+        "capacity_fps": round(capacity, 2),
+        "every_frame_accounted": all(s["accounted"] == s["frames"] for s in summaries),
+    }
+    print(format_table(["metric", "value"], [(k, v) for k, v in result.items() if k not in ("counts", "reasons")]))
+    if args.json:
+        print_json_line(result)
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     setup = ModelSetup.from_args(args)
     payloads = prepare_payloads(setup, list(video_frames(PERSON_VIDEO, max_frames=8, step=40)))
+    if args.engine == "ray":
+        return ray_main(args, setup, payloads)
     with tempfile.TemporaryDirectory(prefix="splitinf-chaos-") as folder:
         edge = Edge(args, Path(folder))
         try:

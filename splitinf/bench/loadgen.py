@@ -37,9 +37,14 @@ def _now() -> float:
 
 class SimulatedDevice(threading.Thread):
     def __init__(self, address: str, setup: ModelSetup, payloads: list[Payload], stop: threading.Event,
-                 window: int = 1, name: str = "sim", deadline_ms: float = 10_000.0, fps: float | None = None) -> None:
+                 window: int = 1, name: str = "sim", deadline_ms: float = 10_000.0, fps: float | None = None,
+                 wait_for_edge: bool = False, drain_ms: float = 0.0) -> None:
+        """``wait_for_edge``: capture nothing before the first WELCOME (a camera that starts streaming once
+        it is connected, rather than counting its first frames failed); ``drain_ms``: once ``stop`` is set,
+        capture nothing more and wait up to this long for the frames in flight before giving up on them."""
         super().__init__(daemon=True, name=name)
         self.address, self.payloads, self.stop, self.window = address, payloads, stop, window
+        self.wait_for_edge, self.drain_ms = wait_for_edge, drain_ms
         self.period_ms = 1000.0 / fps if fps else None
         self.session = DeviceSession(mode=SPLIT, fingerprint=setup.fingerprint, config=setup.config, name=name,
                                      min_score=0.3, window=window, deadline_ms=deadline_ms)
@@ -51,16 +56,23 @@ class SimulatedDevice(threading.Thread):
         session = self.session
         sock = transport.device_socket(self.address)
         pending: list[Action] = session.start(_now())
-        seq, next_capture = 0, _now()
+        seq, next_capture, stop_by = 0, _now(), None
         try:
-            while not self.stop.is_set() and not session.fatal:
+            while not session.fatal:
+                if self.stop.is_set():
+                    stop_by = stop_by or _now() + self.drain_ms
+                    if _now() >= stop_by or not (session.in_flight or session.slot):
+                        break
                 sock = self._act(sock, pending)
                 now = _now()
                 pending = []
+                capturing = stop_by is None and (session.connected or not self.wait_for_edge or seq > 0)
                 if self.period_ms is not None and now >= next_capture:  # a camera: a frame every period
-                    pending += session.captured(seq, now)
-                    seq, next_capture = seq + 1, next_capture + self.period_ms
-                elif self.period_ms is None and session.connected and session.slot is None \
+                    if capturing:
+                        pending += session.captured(seq, now)
+                        seq += 1
+                    next_capture += self.period_ms
+                elif capturing and self.period_ms is None and session.connected and session.slot is None \
                         and len(session.in_flight) < self.window:  # flat out: a frame whenever there is room
                     pending += session.captured(seq, now)
                     seq += 1

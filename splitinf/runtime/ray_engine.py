@@ -25,6 +25,7 @@ from splitinf.runtime.tail_runner import TailJob, TailOutcome
 
 APP = "splitinf-tail"
 REPLICA_TITLE = f"ray::ServeReplica:{APP}:"  # how a replica's process names itself (ps, /proc/PID/cmdline)
+HEALTH_CHECK_S = 2.0  # Serve's default 10 s left a dead replica unreplaced that long
 REQUEST_TIMEOUT_S = 30.0  # a replica that does not answer a frame within this is taken as failed for it
 
 
@@ -115,6 +116,7 @@ class RayTail:
             raise ValueError(f"--engine ray: cannot start or reach {where} ({type(exc).__name__}: {exc})") from None
         deployment = tail_deployment(self.serve, max_batch).options(
             num_replicas=options.replicas, max_ongoing_requests=4 * max_batch,
+            health_check_period_s=HEALTH_CHECK_S,
             ray_actor_options={"num_cpus": options.cpus_per_replica, "num_gpus": options.gpus_per_replica})
         app = deployment.bind(model_args["model"], model_args["weights"], model_args["split"],
                               model_args["bottleneck"], model_args["codec"], options.threads_per_replica, device)

@@ -3,6 +3,7 @@ device; Ray is stopped with the edge and leaves no process behind; an unreachabl
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -48,3 +49,18 @@ def test_an_unreachable_ray_is_one_clear_line():
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert "--engine ray: cannot start or reach 127.0.0.1:9" in last, result.stderr[-800:]
+
+
+@pytest.mark.slow
+def test_replicas_killed_while_devices_stream_lose_no_frame_and_the_front_serves_on():
+    """``splitinf bench chaos --engine ray``, shortened: a replica SIGKILLed every 5 s of 20."""
+    result = subprocess.run([script("splitinf"), "bench", "chaos", "--engine", "ray", "--seconds", "20",
+                             "--kill-every", "5", "--json"], capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stderr[-800:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replica_kills"] == 3 and report["replicas_alive_at_kills"] == [2, 2, 2]
+    assert report["front_alive"] and report["reconnects"] == 0
+    assert report["frames"] == report["accounted"] > 200 and report["every_frame_accounted"]
+    assert report["failed"] <= 0.02 * report["frames"], report["reasons"]
+    assert len(report["replica_respawn_s"]) >= 2  # Serve replaced the killed replicas
+    assert ray_processes() == []
