@@ -36,7 +36,10 @@ EDGE_LIVENESS = 2  # periods of silence after which the edge forgets a device (a
 MAX_HEADER_BYTES = 64 * 1024  # a header is a few hundred bytes; anything bigger is hostile or broken
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 MAX_DETECTIONS = 10_000
-ERROR_CODES = ("malformed", "version", "fingerprint", "no-handshake", "payload", "overloaded", "internal")
+# "unavailable": the edge is up but its compute is not (its Ray tail lost); a device treats it as it treats an
+# edge it cannot reach — backs off from offloading and answers the frame locally where it may.
+ERROR_CODES = ("malformed", "version", "fingerprint", "no-handshake", "payload", "overloaded", "internal",
+               "unavailable")
 
 
 class ProtocolError(ValueError):

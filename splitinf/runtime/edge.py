@@ -81,6 +81,7 @@ class EdgeCounters:
     no_handshake: int = 0
     payload_errors: int = 0
     internal_errors: int = 0
+    unavailable: int = 0  # frames its remote tail (Ray) could not compute, even on a second try
     overloaded: int = 0  # frames refused by a full queue, or past their device's budget when their turn came
     unroutable_replies: int = 0
     rejected_connections: int = 0  # handshakes that never succeeded: no or wrong CurveZMQ key, not ZeroMQ
@@ -352,6 +353,8 @@ class EdgeServer:
             if code == "payload":
                 self.counters.payload_errors += 1
                 self._counters(work.identity).errors += 1
+            elif code == "unavailable":
+                self.counters.unavailable += 1
             else:
                 self.counters.internal_errors += 1
             self._reply(router, work.identity, Error(code, text, work.frame.seq))

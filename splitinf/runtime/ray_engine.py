@@ -8,14 +8,17 @@ batches on each replica. Requests go out from a pool of threads (a blocking ``.r
 answers come back to the front's event loop through a wake-up socket, so the loop never waits on Ray.
 
 A frame whose replica dies under it is sent once more (Serve routes it to a live replica and restarts the
-dead one); a second failure answers it ``internal``, so the device accounts it as failed. If Ray itself is
-gone, every frame is answered so, and counted, and the front keeps serving its sockets.
+dead one); a second failure answers it ``unavailable``, which a device treats as an unreachable edge (it backs
+off, and answers the frame locally where it may). If Ray itself is gone, every frame is answered so, and
+counted; the front says so once on stderr (and once more when the tail serves again) and keeps serving its
+sockets.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +30,9 @@ APP = "splitinf-tail"
 REPLICA_TITLE = f"ray::ServeReplica:{APP}:"  # how a replica's process names itself (ps, /proc/PID/cmdline)
 HEALTH_CHECK_S = 2.0  # Serve's default 10 s left a dead replica unreplaced that long
 REQUEST_TIMEOUT_S = 30.0  # a replica that does not answer a frame within this is taken as failed for it
+PING_EVERY_S = 1.0  # how often the front asks the deployment whether it serves (a lost Ray hangs, not fails)
+PING_TIMEOUT_S = 5.0
+SHUTDOWN_TIMEOUT_S = 60.0
 
 
 def ray_modules():
@@ -72,6 +78,9 @@ def tail_deployment(serve, max_batch: int):
 
             torch.set_num_threads(threads)
             self.runner = TailRunner(ModelSetup.build(model, weights, split, bottleneck, codec), device)
+
+        async def ping(self) -> bool:
+            return True
 
         @serve.batch(max_batch_size=max_batch, batch_wait_timeout_s=0.0)
         async def __call__(self, jobs: list[TailJob]) -> list[TailOutcome]:
@@ -125,30 +134,70 @@ class RayTail:
         self.handle = self.serve.run(app, name=APP, route_prefix=None)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ray-tail")
         self.retried = 0
+        self.failing: str | None = None  # why the tail is taken for unavailable, while it is
         self.lock = threading.Lock()
+        self.closed = threading.Event()
+        threading.Thread(target=self._watch, daemon=True, name="ray-tail-watch").start()
 
     def submit(self, job: TailJob, done: Callable[[TailOutcome], None]) -> None:
-        self.pool.submit(lambda: done(self._call(job)))
+        failing = self.failing
+        if failing:  # answered at once: a request to a lost Ray hangs instead of failing
+            done(TailOutcome(error=("unavailable", f"the edge's Ray tail does not serve ({failing})")))
+        else:
+            self.pool.submit(lambda: done(self._call(job)))
+
+    def _watch(self) -> None:
+        """Ask the deployment every second whether it serves: when Ray is lost, requests hang rather than fail,
+        so only an unanswered ping tells (and an answered one that it serves again)."""
+        while not self.closed.wait(PING_EVERY_S):
+            try:
+                self.handle.ping.remote().result(timeout_s=PING_TIMEOUT_S)
+            except Exception as exc:
+                if not self.closed.is_set():
+                    self._health(f"{type(exc).__name__}: {str(exc)[:200]}")
+            else:
+                self._health(None)
 
     def _call(self, job: TailJob) -> TailOutcome:
         for attempt in (1, 2):
             try:
-                return self.handle.remote(job).result(timeout_s=REQUEST_TIMEOUT_S)
+                outcome = self.handle.remote(job).result(timeout_s=REQUEST_TIMEOUT_S)
             except Exception as exc:  # the replica died or Ray is gone: once more, then the frame fails
                 if attempt == 1:
                     with self.lock:
                         self.retried += 1
                     continue
-                return TailOutcome(error=("internal", f"the tail's replica failed twice ({type(exc).__name__}: "
-                                                      f"{str(exc)[:200]})"))
+                why = f"{type(exc).__name__}: {str(exc)[:200]}"
+                self._health(why)
+                return TailOutcome(error=("unavailable", f"the edge's Ray tail failed twice ({why})"))
+            self._health(None)
+            return outcome
         raise AssertionError("unreachable")
+
+    def _health(self, failure: str | None) -> None:
+        """Say when the tail starts failing and when it serves again (once each, not per frame)."""
+        with self.lock:
+            changed, self.failing = (failure is None) != (self.failing is None), failure
+        if changed and failure:
+            print(f"splitinf-edge: the Ray tail is failing ({failure}); frames are answered 'unavailable' until "
+                  "it serves again", file=sys.stderr, flush=True)
+        elif changed:
+            print("splitinf-edge: the Ray tail serves again", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         """Stop the local Ray this front started; on a cluster it joined, leave the deployment to the other
-        fronts that share it and only disconnect."""
+        fronts that share it and only disconnect. A Ray that is lost is not waited for: its shutdown would
+        retry the dead GCS for a minute."""
+        self.closed.set()
         self.pool.shutdown(wait=False, cancel_futures=True)
-        try:
-            if self.options.address is None:
-                self.serve.shutdown()
-        finally:
-            self.ray.shutdown()
+
+        def shut_down() -> None:
+            try:
+                if self.options.address is None and self.failing is None:
+                    self.serve.shutdown()
+            finally:
+                self.ray.shutdown()
+
+        closer = threading.Thread(target=shut_down, daemon=True, name="ray-shutdown")
+        closer.start()
+        closer.join(timeout=SHUTDOWN_TIMEOUT_S if self.failing is None else 5.0)

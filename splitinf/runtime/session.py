@@ -440,8 +440,8 @@ class DeviceSession:
             self.connected = False
             self.reconnects += 1
             actions += self._greet(now_ms)
-        if error.code == "overloaded":  # back off from offloading, longer while it lasts
-            self.overloaded += 1
+        if error.code in ("overloaded", "unavailable"):  # back off from offloading, longer while it lasts
+            self.overloaded += error.code == "overloaded"
             self.pause_until_ms = now_ms + self.pause_ms
             self.pause_ms = min(2 * self.pause_ms, OVERLOAD_BACKOFF_MS[1])
         if error.seq is None:
@@ -453,10 +453,11 @@ class DeviceSession:
         frame = self.in_flight.pop(error.seq, None)
         if frame is None:
             return actions
+        could_not_take = error.code in ("overloaded", "unavailable")
         if self.policy is not None:  # the edge could not take it: as if lost; its content refused: no news
-            self.policy.lost(error.seq, now_ms) if error.code == "overloaded" else self.policy.failed(error.seq)
-        if error.code == "overloaded":
-            return actions + self._strand(frame, now_ms, "edge overloaded")
+            self.policy.lost(error.seq, now_ms) if could_not_take else self.policy.failed(error.seq)
+        if could_not_take:
+            return actions + self._strand(frame, now_ms, f"edge {error.code}")
         return actions + [self._finish(frame, "failed", now_ms, reason=f"edge error {error.code}")]
 
     def interrupt(self, now_ms: float) -> list[Action]:

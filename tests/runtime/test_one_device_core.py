@@ -9,7 +9,7 @@ from splitinf.netsim.channel import Direction
 from splitinf.netsim.schedule import ConstantRate
 
 from splitinf.experiments.pipeline_sim import ModeCost, simulate
-from splitinf.protocol import Heartbeat, Payload, Result, Welcome, decode, encode
+from splitinf.protocol import Error, Heartbeat, Payload, Result, Welcome, decode, encode
 from splitinf.runtime.device import DeviceClient
 from splitinf.runtime.session import REPLACED, DeviceSession, Send
 from splitinf.runtime.setup import DEFAULT_MODEL, ModelSetup
@@ -74,3 +74,23 @@ def test_the_session_on_a_virtual_clock():
     summary = session.summary(230.0)
     assert session.done() and summary["accounted"] == summary["frames"] == 3
     assert summary["counts"] == {"edge": 1, "local": 0, "filtered": 1, "stale": 1, "failed": 0}
+
+
+def test_an_edge_whose_compute_is_unavailable_is_treated_as_unreachable():
+    """ERROR unavailable (the edge's Ray tail is gone): back off from offloading, and answer the frame locally
+    where the device may (else it fails, naming why) — as for an edge it cannot reach."""
+    for fallback, outcome in ((True, None), (False, "failed")):
+        session = DeviceSession(mode="split", fingerprint="f", config={}, window=1, deadline_ms=500.0,
+                                fallback_local=fallback)
+        session.start(0.0)
+        session.received(encode(Welcome("edge", "f", 1, heartbeat_ms=100)), 1.0)
+        session.captured(0, 10.0)
+        job, _ = session.next_job(10.0)
+        session.offloaded(job, 20.0, PAYLOAD, {})
+        actions = session.received(encode(Error("unavailable", "the edge's Ray tail failed twice", 0)), 30.0)
+        if outcome is None:  # rescued: the device computes it locally next
+            assert actions == [] and session.next_job(31.0)[0].mode == "local"
+        else:
+            [failed] = actions
+            assert (failed.outcome, failed.reason) == ("failed", "edge unavailable")
+        assert session.pause_until_ms > 30.0 and session.overloaded == 0

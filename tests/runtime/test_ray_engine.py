@@ -4,12 +4,15 @@ device; Ray is stopped with the edge and leaves no process behind; an unreachabl
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from splitinf.runtime.processes import EdgeProcess, run_device, script
+from splitinf.runtime.processes import EdgeProcess, descendants, device_command, device_results, run_device, script
 
 pytest.importorskip("ray")
 
@@ -63,4 +66,29 @@ def test_replicas_killed_while_devices_stream_lose_no_frame_and_the_front_serves
     assert report["frames"] == report["accounted"] > 200 and report["every_frame_accounted"]
     assert report["failed"] <= 0.02 * report["frames"], report["reasons"]
     assert len(report["replica_respawn_s"]) >= 2  # Serve replaced the killed replicas
+    assert ray_processes() == []
+
+
+@pytest.mark.slow
+def test_a_lost_ray_is_said_once_counted_and_devices_fall_back_to_local(tmp_path):
+    """Every Ray process of the edge SIGKILLed mid-stream: the front keeps serving its socket, answers the
+    frames 'unavailable' and says so once; the device answers them locally; every frame is accounted."""
+    with EdgeProcess(["--engine", "ray", "--replicas", "1", "--threads", "1"]) as edge:
+        device = subprocess.Popen(device_command(edge.address, VIDEO, tmp_path, [
+            "--frames", "50", "--fps", "5", "--threads", "1", "--engine", "torch", "--fallback", "local"]),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        records = tmp_path / "frames.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not records.exists() or len(records.read_text().splitlines()) < 10):
+            time.sleep(0.1)
+        for pid in descendants(edge.process.pid):
+            os.kill(pid, signal.SIGKILL)
+        assert device.wait(timeout=180) == 0, device.stderr.read()[-800:]
+        stopped = edge.stop()
+    summary, frames = device_results(tmp_path)
+    assert summary["accounted"] == summary["frames"] == 50 and sorted(f["frame"] for f in frames) == list(range(50))
+    assert summary["counts"]["edge"] >= 10 and summary["counts"]["local"] >= 10, summary["counts"]
+    assert stopped["unavailable"] >= 1 and stopped["engine"]["name"] == "ray"
+    said = [line for line in edge.log if "the Ray tail is failing" in line]
+    assert len(said) == 1, edge.log[-10:]
     assert ray_processes() == []
