@@ -20,7 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from splitinf.experiments.costs import add_engine_arguments, exported_for, load_costs, measure_costs, save_costs
+from splitinf.experiments.costs import (
+    add_engine_arguments,
+    exported_for,
+    load_costs,
+    measure_costs,
+    save_costs,
+    with_edge_costs,
+)
 from splitinf.experiments.pipeline_sim import AUTO, ModeCost, SimResult, simulate
 from splitinf.experiments.sweep import DOWNLINK, link, shared_traces
 from splitinf.models import build_detector
@@ -102,6 +109,9 @@ def main(args: argparse.Namespace) -> int:
         detector = build_detector(DEFAULT_MODEL, weights="pretrained")
         costs, factor = measure_costs(detector, checkpoints, slowdown=args.device_slowdown, engine=args.engine,
                                       exported=exported_for(args.engine, args.exported, DEFAULT_MODEL, checkpoints))
+    edge = "this machine"
+    if args.edge_costs:
+        costs, edge = with_edge_costs(costs, Path(args.edge_costs))
     if args.save_costs:
         save_costs(Path(args.save_costs), costs, factor)
     costs = {name: cost for name, cost in costs.items() if name.split(":")[0] in wanted}
@@ -121,7 +131,8 @@ def main(args: argparse.Namespace) -> int:
         accounted = sum(len(a.outcomes) for a in autos)
         results[trace] = {**summary(autos, costs), "best_fixed_p95_ms": round(fixed_p95[best], 1),
                           "best_fixed_mode": best, "accounted": accounted, "frames": frames,
-                          "auto_minus_best_ms": round(margin, 2), "standard_error_ms": round(error, 2)}
+                          "auto_minus_best_ms": round(margin, 2), "standard_error_ms": round(error, 2),
+                          "fixed_p95_ms": {name: round(p95, 1) for name, p95 in fixed_p95.items()}}
         rows.append((trace, results[trace]["auto_p95_ms"], best, results[trace]["best_fixed_p95_ms"],
                      f"{margin:+.2f} ± {error:.2f}", *[round(fixed_p95[m], 1) for m in costs], f"{accounted}/{frames}"))
         print(f"{trace}: auto p95 {results[trace]['auto_p95_ms']:.1f} ms vs best fixed {best} "
@@ -133,5 +144,6 @@ def main(args: argparse.Namespace) -> int:
           f"/{len(results)} traces, strictly better on {better}; p95 averaged over {args.seeds} seeds; "
           f"device slowdown ×{factor:.2f}")
     if args.json:
-        print_json_line({"traces": results})
+        print_json_line({"traces": results, "edge": edge, "device_slowdown": round(factor, 3),
+                         "edge_ms": {m: round(c.edge_ms, 2) for m, c in costs.items() if not c.local}})
     return 0

@@ -20,12 +20,14 @@ import argparse
 import os
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from splitinf.bench.loadgen import SimulatedDevice, edge_throughput, prepare_payloads
 from splitinf.data import PERSON_VIDEO, resize_rgb, video_frames
+from splitinf.experiments.costs import measure_edge_costs, save_edge_costs
 from splitinf.models import build_detector
 from splitinf.options import deprecated_alias
 from splitinf.report import format_table, print_json_line
@@ -50,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inprocess: the edge against torchvision (default); ray: Ray Serve replicas against "
                              "the in-process edge, on the shipped model")
     parser.add_argument("--replicas", default="1,2", help="--engine ray: replica counts to measure (default 1,2)")
+    parser.add_argument("--save-edge-costs", metavar="FILE", default=None,
+                        help="also time each mode's edge half (decode + tail, one frame at a time; the shipped "
+                             "person detector and bottleneck) on --torch-device and write them to FILE, which "
+                             "splitinf sweep and splitinf bench adaptive take as --edge-costs")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
 
@@ -116,7 +122,7 @@ class CpuUse:
         return {k: round((after[k] - self.before[k]) / wall, 2) for k in after}
 
 
-def ray_main(args: argparse.Namespace) -> int:
+def ray_main(args: argparse.Namespace) -> dict:
     """The Ray engine at each replica count against the in-process edge, same payloads, same run."""
     replicas = [int(r) for r in args.replicas.split(",")]
     setup = ModelSetup.build(DEFAULT_MODEL, None, None, str(default_bottleneck()))
@@ -148,14 +154,32 @@ def ray_main(args: argparse.Namespace) -> int:
     print(format_table(["engine", "frames/s"], [("in process", result["inprocess_fps"])]
                        + [(f"ray, {r} replica(s)", v) for r, v in result["ray_fps"].items()]))
     print(f"p50 at 5 fps: in process {latency['inprocess']:.1f} ms, ray {latency['ray']:.1f} ms")
+    return result
+
+
+def edge_costs_main(args: argparse.Namespace) -> dict[str, float]:
+    """Each mode's edge milliseconds on ``--torch-device``, written where --save-edge-costs says."""
+    detector = build_detector(DEFAULT_MODEL, weights="pretrained")
+    edge_ms = measure_edge_costs(detector, [str(default_bottleneck())], args.torch_device)
+    where = torch.cuda.get_device_name() if args.torch_device == "cuda" else f"cpu ({os.cpu_count()} cores)"
+    save_edge_costs(Path(args.save_edge_costs), edge_ms, where)
+    print(f"edge costs on {where}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in edge_ms.items())
+          + f" → {args.save_edge_costs}", flush=True)
+    return {k: round(v, 3) for k, v in edge_ms.items()}
+
+
+def main(args: argparse.Namespace) -> int:
+    edge_ms = edge_costs_main(args) if args.save_edge_costs else None
+    result = ray_main(args) if args.engine == "ray" else inprocess_main(args)
+    if edge_ms is not None:
+        result["edge_ms"] = edge_ms
     if args.json:
         print_json_line(result)
     return 0
 
 
-def main(args: argparse.Namespace) -> int:
-    if args.engine == "ray":
-        return ray_main(args)
+def inprocess_main(args: argparse.Namespace) -> dict:
+    """The in-process edge against torchvision's batched forward, same frames, same device."""
     images = frames_640x480(16)
     setup = ModelSetup.build(args.model, None, args.split, None, args.codec)
     payloads = prepare_payloads(setup, images)
@@ -170,6 +194,4 @@ def main(args: argparse.Namespace) -> int:
               "torchvision_fps": round(reference, 2), "ratio": round(ours / reference, 3),
               "edge_mean_batch": summary.get("mean_batch") if summary else None}
     print(format_table(["metric", "value"], list(result.items())))
-    if args.json:
-        print_json_line(result)
-    return 0
+    return result

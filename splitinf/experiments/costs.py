@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -86,11 +86,7 @@ def measure_costs(detector: SplittableDetector, checkpoints: list[str], *, jpeg_
     in ways no real device does. ``engine`` ``onnx-int8``/``onnx-fp32`` times the exported graphs in
     ``exported`` (which must hold the one checkpoint asked for) instead of eager torch."""
     images = list(video_frames(PERSON_VIDEO, max_frames=frames, step=47))
-    decoders: dict[str, tuple] = {"jpeg": JpegDecoder(detector)}
-    for path in checkpoints:
-        bottleneck = load_for(path, detector)
-        decoders[f"split:{Path(path).stem}"] = SplitDecoder(Tail(detector, bottleneck=bottleneck).eval(),
-                                                             bottleneck.codec())
+    decoders = edge_halves(detector, checkpoints)
     device_fns, inputs, anchor = device_halves(detector, checkpoints, engine, exported, jpeg_quality, jpeg_size)
     local = LocalCompute(detector)
     with torch.inference_mode():
@@ -102,13 +98,65 @@ def measure_costs(detector: SplittableDetector, checkpoints: list[str], *, jpeg_
     reference = float(np.median(device_times[anchor]))
     factor = RPI4_SSDLITE_MS / reference if slowdown == "auto" else float(slowdown)
     costs = {"local": _device_cost("local", device_times["local"], factor)}
-    for name, decoder in decoders.items():
-        payloads = made[name][-len(images):]
-        edge_ms = median_ms(lambda p, decoder=decoder: decoder([decoder.decode(p.data, p.codec)],
-                                                               [Geometry(*p.geometry)]), payloads)
-        size = int(np.mean([_frame_bytes(p) for p in payloads]))
-        costs[name] = _device_cost(name, device_times[name], factor, size, edge_ms, result_bytes)
+    payloads = {name: made[name][-len(images):] for name in decoders}
+    edge_ms = edge_times_ms(decoders, payloads)
+    for name in decoders:
+        size = int(np.mean([_frame_bytes(p) for p in payloads[name]]))
+        costs[name] = _device_cost(name, device_times[name], factor, size, edge_ms[name], result_bytes)
     return costs, factor
+
+
+def edge_halves(detector: SplittableDetector, checkpoints: list[str], device: str = "cpu") -> dict:
+    """The edge half of each offloading mode (``jpeg``, ``split:<checkpoint>``) on ``device``."""
+    halves = {"jpeg": JpegDecoder(detector, device)}
+    for path in checkpoints:
+        bottleneck = load_for(path, detector)
+        tail = Tail(detector, bottleneck=bottleneck).to(device).eval()
+        halves[f"split:{Path(path).stem}"] = SplitDecoder(tail, bottleneck.codec(), device)
+    return halves
+
+
+def edge_times_ms(halves: dict, payloads: dict[str, list[Payload]]) -> dict[str, float]:
+    """Median milliseconds of each mode's edge half (decode + tail) on one frame at a time — what a frame
+    costs the edge at low load — on its own payloads."""
+    def run(half, payload: Payload) -> None:
+        half([half.decode(payload.data, payload.codec)], [Geometry(*payload.geometry)])
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # a GPU's work is done when it is synchronised, not when it is queued
+    return {name: median_ms(lambda p, half=half: run(half, p), payloads[name]) for name, half in halves.items()}
+
+
+def measure_edge_costs(detector: SplittableDetector, checkpoints: list[str], device: str,
+                       frames: int = 16) -> dict[str, float]:
+    """Edge milliseconds per mode on ``device`` (e.g. a GPU), on payloads made by the torch device halves."""
+    images = list(video_frames(PERSON_VIDEO, max_frames=frames, step=47))
+    makers, _, _ = device_halves(detector, checkpoints, "torch", None, 90, (300, 300))
+    with torch.inference_mode():
+        payloads = {name: [makers[name](im)[0] for im in images] for name in makers if name != "local"}
+    return edge_times_ms(edge_halves(detector, checkpoints, device), payloads)
+
+
+def save_edge_costs(path: Path, edge_ms: dict[str, float], where: str) -> None:
+    path.write_text(json.dumps({"edge": where, "edge_ms": {k: round(v, 3) for k, v in edge_ms.items()}},
+                               indent=1) + "\n")
+
+
+def with_edge_costs(costs: dict[str, ModeCost], path: Path) -> tuple[dict[str, ModeCost], str]:
+    """``costs`` with each offloading mode's edge milliseconds taken from an edge-cost file (written by
+    ``splitinf bench edge --save-edge-costs``, e.g. on a GPU), and the edge that file describes."""
+    try:
+        saved = json.loads(path.read_text())
+        edge_ms, where = {k: float(v) for k, v in saved["edge_ms"].items()}, str(saved["edge"])
+    except FileNotFoundError:
+        raise ValueError(f"--edge-costs {path}: no such file (write one with splitinf bench edge "
+                         "--save-edge-costs FILE)") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ValueError(f"--edge-costs {path} is not a file written by --save-edge-costs: {error!r}") from None
+    missing = [name for name in costs if name != "local" and name not in edge_ms]
+    if missing:
+        raise ValueError(f"--edge-costs {path} has no edge time for {', '.join(missing)} (it has "
+                         f"{', '.join(edge_ms)}): measure it with the same --bottleneck")
+    return {name: replace(cost, edge_ms=edge_ms.get(name, cost.edge_ms)) for name, cost in costs.items()}, where
 
 
 def device_halves(detector: SplittableDetector, checkpoints: list[str], engine: str, exported: Path | None,
@@ -166,6 +214,9 @@ def add_engine_arguments(parser) -> None:
     parser.add_argument("--exported", metavar="DIR", default=None,
                         help="the exported engine's folder for --engine onnx-* (default: where splitinf export "
                              "writes the asked bottleneck)")
+    parser.add_argument("--edge-costs", metavar="FILE", default=None,
+                        help="the edge's per-frame times measured elsewhere (splitinf bench edge "
+                             "--save-edge-costs FILE, e.g. on a GPU) instead of this machine's")
 
 
 def exported_for(engine: str, exported: str | None, model: str, checkpoints: list[str]) -> Path | None:

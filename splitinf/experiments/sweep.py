@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from splitinf.data import PERSON_VIDEO
-from splitinf.experiments.costs import add_engine_arguments, exported_for, load_costs, measure_costs
+from splitinf.experiments.costs import add_engine_arguments, exported_for, load_costs, measure_costs, with_edge_costs
 from splitinf.experiments.pipeline_sim import ModeCost, SimResult, simulate
 from splitinf.models import build_detector
 from splitinf.netsim.channel import Direction
@@ -166,8 +166,11 @@ def main(args: argparse.Namespace) -> int:
         detector = build_detector(DEFAULT_MODEL, weights="pretrained")
         costs, factor = measure_costs(detector, checkpoints, slowdown=args.device_slowdown, engine=args.engine,
                                       exported=exported_for(args.engine, args.exported, DEFAULT_MODEL, checkpoints))
+    edge = "this machine"
+    if args.edge_costs:
+        costs, edge = with_edge_costs(costs, Path(args.edge_costs))
     modes = list(costs)
-    print(f"per-frame costs (device ×{factor:.2f}): " + "; ".join(
+    print(f"edge: {edge}; per-frame costs (device ×{factor:.2f}): " + "; ".join(
         f"{c.name}: device {c.device_ms:.0f} ms, {c.uplink_bytes} B up, edge {c.edge_ms:.0f} ms"
         for c in costs.values()))
     links = [(f"{r}mbit", "constant", r) for r in RATES_MBIT] + [(t, "trace", None) for t in shared_traces()]
@@ -199,5 +202,6 @@ def main(args: argparse.Namespace) -> int:
           "latency_vs_bandwidth.png, relay_check.json")
     if args.json:
         print_json_line({"out": str(out), "slowdown": round(factor, 3), "crossovers": marks, "relay_check": relay,
-                         "points": len(rows)})
+                         "points": len(rows), "edge": edge, "edge_ms": {m: round(c.edge_ms, 2)
+                                                                         for m, c in costs.items() if not c.local}})
     return 0
