@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inprocess: the edge against torchvision (default); ray: Ray Serve replicas against "
                              "the in-process edge, on the shipped model")
     parser.add_argument("--replicas", default="1,2", help="--engine ray: replica counts to measure (default 1,2)")
+    parser.add_argument("--gpus-per-replica", type=float, default=0.0,
+                        help="--engine ray: GPUs per replica (default 0: the replicas and the in-process edge run "
+                             "on the CPU; > 0: both on CUDA)")
     parser.add_argument("--save-edge-costs", metavar="FILE", default=None,
                         help="also time each mode's edge half (decode + tail, one frame at a time; the shipped "
                              "person detector and bottleneck) on --torch-device and write them to FILE, which "
@@ -128,9 +131,12 @@ def ray_main(args: argparse.Namespace) -> dict:
     setup = ModelSetup.build(DEFAULT_MODEL, None, None, str(default_bottleneck()))
     payloads = prepare_payloads(setup, [f for f in video_frames(PERSON_VIDEO, max_frames=16, step=25)])
     flags = ["--threads", "1", "--max-batch", str(min(args.batch, 8))]
+    if args.gpus_per_replica > 0:
+        flags += ["--torch-device", "cuda"]
     fps, latency, compute, cores = {}, {}, {}, {}
     for engine, count in [("inprocess", 1)] + [("ray", r) for r in replicas]:
-        extra = [] if engine == "inprocess" else ["--engine", "ray", "--replicas", str(count)]
+        extra = [] if engine == "inprocess" else ["--engine", "ray", "--replicas", str(count),
+                                                  "--gpus-per-replica", str(args.gpus_per_replica)]
         with EdgeProcess([*flags, *extra]) as edge:
             key = engine if engine == "inprocess" else str(count)
             cpu = CpuUse(edge.process.pid)
