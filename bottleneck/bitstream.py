@@ -12,7 +12,10 @@ Bitstream (little-endian), 15 header bytes then the payload::
 * ``entropy`` (id 2): integer symbols range-coded, one categorical table per channel derived from the learned
   factorized density (the fingerprint names those tables). Encoding writes exactly the words
   ``constriction``'s range coder would (:mod:`splitinf.bottleneck.range_coder`, which runs where
-  ``constriction`` has no wheel: aarch64 boards); decoding uses ``constriction``.
+  ``constriction`` has no wheel: aarch64 boards); decoding uses ``constriction``;
+* ``entropy-vr`` (id 3): a variable-rate bottleneck's stream — one more header byte, the rate index, then the
+  ``entropy`` payload of the features times that rate's gain, coded with that rate's tables (the fingerprint
+  names all the rates' tables and gains).
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from splitinf.bottleneck.range_coder import RangeEncoder
 MAGIC = b"S"
 VERSION = 1
 HEADER = struct.Struct("<cBBHH4sI")  # magic, version<<4|codec, C, H, W, fingerprint, crc32
-FLOAT32, MINMAX8, ENTROPY = 0, 1, 2
-CODEC_NAMES = {FLOAT32: "float32", MINMAX8: "minmax8", ENTROPY: "entropy"}
+FLOAT32, MINMAX8, ENTROPY, ENTROPY_VR = 0, 1, 2, 3
+CODEC_NAMES = {FLOAT32: "float32", MINMAX8: "minmax8", ENTROPY: "entropy", ENTROPY_VR: "entropy-vr"}
 NO_TABLES = b"\0\0\0\0"
 
 
@@ -137,7 +140,44 @@ class EntropyEncoder:
             raise ValueError(f"features have {rounded.shape[0]} channels, the tables {len(self.tables.pmf)}")
         return np.clip(rounded, self._lows, self._highs)
 
+    def words(self, symbols: np.ndarray) -> bytes:
+        """The range coder's 32-bit words for symbols made by :meth:`symbols`, as bytes."""
+        return self._coder.encode(list(symbols - self._lows)).astype("<u4").tobytes()
+
     def encode(self, array: np.ndarray) -> bytes:
         symbols = self.symbols(array)
-        words = self._coder.encode(list(symbols - self._lows))
-        return pack(ENTROPY, symbols.shape, self.fingerprint, words.astype("<u4").tobytes())
+        return pack(ENTROPY, symbols.shape, self.fingerprint, self.words(symbols))
+
+
+def rates_fingerprint(tables: Sequence[ChannelTables], gains: Sequence[tuple[np.ndarray, np.ndarray]]) -> bytes:
+    """4 bytes naming every rate's tables, gain and inverse gain (device and edge must share all of them)."""
+    digest = hashlib.sha256()
+    for table, (gain, inverse) in zip(tables, gains):
+        digest.update(table.fingerprint())
+        digest.update(np.ascontiguousarray(gain, "<f4").tobytes() + np.ascontiguousarray(inverse, "<f4").tobytes())
+    return digest.digest()[:4]
+
+
+class VariableRateEncoder:
+    """A variable-rate bottleneck's encoder: at rate ``r`` the features are multiplied by that rate's gain
+    (per channel), rounded and range-coded with its tables; the rate index leads the payload."""
+
+    def __init__(self, tables: Sequence[ChannelTables], gains: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+        if len(tables) != len(gains) or not 1 <= len(tables) < 256:
+            raise ValueError(f"{len(tables)} rates of tables and {len(gains)} of gains: one of each per rate, < 256")
+        self.encoders = [EntropyEncoder(t) for t in tables]
+        self.gains = [np.asarray(g, np.float32)[:, None, None] for g, _ in gains]
+        self.fingerprint = rates_fingerprint(tables, gains)
+
+    @property
+    def rates(self) -> int:
+        return len(self.encoders)
+
+    def symbols(self, array: np.ndarray, rate: int) -> np.ndarray:
+        return self.encoders[rate].symbols(check_frame(array) * self.gains[rate])
+
+    def encode(self, array: np.ndarray, rate: int) -> bytes:
+        if not 0 <= rate < self.rates:
+            raise ValueError(f"rate {rate} is not one of this bottleneck's rates 0..{self.rates - 1}")
+        symbols = self.symbols(array, rate)
+        return pack(ENTROPY_VR, symbols.shape, self.fingerprint, bytes([rate]) + self.encoders[rate].words(symbols))

@@ -17,6 +17,7 @@ import torch
 from splitinf.bottleneck.bitstream import (
     CODEC_NAMES,
     ENTROPY,
+    ENTROPY_VR,
     FLOAT32,
     MINMAX8,
     NO_TABLES,
@@ -24,13 +25,15 @@ from splitinf.bottleneck.bitstream import (
     CodecError,
     EntropyEncoder,
     Header,
+    VariableRateEncoder,
     encode_float32,
     encode_minmax8,
     unpack,
 )
 from torch import Tensor
 
-__all__ = ["ChannelTables", "Codec", "CodecError", "EntropyCodec", "Float32Codec", "MinMax8Codec", "describe"]
+__all__ = ["ChannelTables", "Codec", "CodecError", "EntropyCodec", "Float32Codec", "MinMax8Codec",
+           "VariableRateCodec", "describe"]
 
 class Codec:
     codec_id: int
@@ -121,7 +124,11 @@ class EntropyCodec(Codec):
 
     def decompress(self, data: bytes) -> Tensor:
         header, payload = self._check(data)
-        channels, height, width = header.shape
+        return torch.from_numpy(self.planes(payload, header.shape))
+
+    def planes(self, payload: bytes, shape: tuple[int, int, int]) -> np.ndarray:
+        """The symbols [C, H, W] (float32) of an entropy payload."""
+        channels, height, width = shape
         if channels != len(self.tables.pmf):
             raise CodecError(f"bitstream has {channels} channels, the tables {len(self.tables.pmf)}")
         if len(payload) % 4:
@@ -134,7 +141,48 @@ class EntropyCodec(Codec):
             planes = [decoder.decode(model, height * width) + low for model, low in zip(models, self.tables.low)]
         except Exception as exc:  # constriction reports damaged streams with several exception types
             raise CodecError(f"entropy payload cannot be decoded: {exc}") from None
-        return torch.from_numpy(np.stack(planes).reshape(header.shape).astype(np.float32))
+        return np.stack(planes).reshape(shape).astype(np.float32)
+
+
+class VariableRateCodec(Codec):
+    """A variable-rate bottleneck's codec (:class:`VariableRateEncoder`): compresses at its ``rate``, decodes
+    a stream of any rate (the rate index travels in the stream) back to features on one scale — the
+    symbols times that rate's inverse gain — so one decoder and one tail serve every rate."""
+
+    codec_id, name = ENTROPY_VR, "entropy-vr"
+
+    def __init__(self, tables: list[ChannelTables], gains: list[tuple[np.ndarray, np.ndarray]], rate: int = 0,
+                 encoder: VariableRateEncoder | None = None, decoders: list[EntropyCodec] | None = None) -> None:
+        self.encoder = encoder or VariableRateEncoder(tables, gains)
+        if not 0 <= rate < self.encoder.rates:
+            raise ValueError(f"rate {rate} is not one of this bottleneck's rates 0..{self.encoder.rates - 1}")
+        self.tables, self.gains, self.rate = tables, gains, rate
+        self.fingerprint = self.encoder.fingerprint
+        self.decoders = decoders or [EntropyCodec(t) for t in tables]
+
+    @property
+    def rates(self) -> int:
+        return self.encoder.rates
+
+    def at(self, rate: int) -> VariableRateCodec:
+        """The same codec compressing at another rate (tables and decoders shared)."""
+        return VariableRateCodec(self.tables, self.gains, rate, self.encoder, self.decoders)
+
+    def symbols(self, features: Tensor) -> np.ndarray:
+        return self.encoder.symbols(_frame(features), self.rate)
+
+    def compress(self, features: Tensor) -> bytes:
+        return self.encoder.encode(_frame(features), self.rate)
+
+    def decompress(self, data: bytes) -> Tensor:
+        header, payload = self._check(data)
+        if not payload:
+            raise CodecError("entropy-vr payload is empty: no rate index (truncated)")
+        rate = payload[0]
+        if rate >= self.rates:
+            raise CodecError(f"bitstream at rate {rate}, this bottleneck has rates 0..{self.rates - 1}")
+        planes = self.decoders[rate].planes(payload[1:], header.shape)
+        return torch.from_numpy(planes * self.gains[rate][1][:, None, None])
 
 
 def describe(data: bytes) -> str:

@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from splitinf.bottleneck.codec import ChannelTables, Codec, EntropyCodec, MinMax8Codec
+from splitinf.bottleneck.codec import ChannelTables, Codec, EntropyCodec, MinMax8Codec, VariableRateCodec
 from splitinf.bottleneck.entropy_model import FactorizedPrior
 from torch import Tensor, nn
 
@@ -47,6 +47,8 @@ class BottleneckConfig:
     width: int = 64  # hidden channels of the encoder and the decoder stem
     stride: int = 2  # 2: the encoder halves the resolution (taking over block tap + 1's stride)
     codec: str = "entropy"  # "entropy" (learned tables + range coding) or "minmax8" (the HND baseline)
+    rates: int = 1  # operating points of one checkpoint (> 1: gain vectors and a density per rate, entropy only)
+    default_rate: int = 0  # the rate a device sends at unless told otherwise
 
     def validate(self, trunk_length: int) -> None:
         if not 0 <= self.tap <= self.restore < trunk_length:
@@ -60,6 +62,18 @@ class BottleneckConfig:
             raise ValueError(f"bottleneck codec must be one of {CODECS}, got {self.codec!r}")
         if not 1 <= self.channels < 256:
             raise ValueError(f"bottleneck channels must be in 1..255, got {self.channels}")
+        if not 1 <= self.rates <= 16 or not 0 <= self.default_rate < self.rates:
+            raise ValueError(f"bottleneck rates must be in 1..16 and default_rate in 0..rates-1, got rates="
+                             f"{self.rates}, default_rate={self.default_rate}")
+        if self.rates > 1 and self.codec != "entropy":
+            raise ValueError("a variable-rate bottleneck needs the entropy codec")
+
+    def digest_items(self) -> list:
+        """The fields a fingerprint covers: a single-rate config hashes as it did before rates existed."""
+        items = asdict(self)
+        if self.rates == 1:
+            del items["rates"], items["default_rate"]
+        return sorted(items.items())
 
     @property
     def first_copied(self) -> int:
@@ -91,38 +105,78 @@ class Bottleneck(nn.Module):
             _conv(config.width, rebuilt_channels, 1, act=False),  # MobileNet block outputs are linear
             *copy.deepcopy(list(trunk[config.first_copied : config.restore + 1])),
         )
-        self.prior = FactorizedPrior(config.channels)
+        if config.rates == 1:
+            self.prior = FactorizedPrior(config.channels)
+        else:
+            # Variable rate after Cui et al. (CVPR 2021, "asymmetric gained" compression): rate r multiplies the
+            # latent by a learned per-channel gain before rounding (a per-channel quantisation step of 1/gain)
+            # and by a learned inverse gain after; each rate has its own factorised density. One encoder, one
+            # decoder, one tail for every rate. Log-parameterised: gains stay positive.
+            self.log_gain = nn.Parameter(torch.zeros(config.rates, config.channels))
+            self.log_inverse_gain = nn.Parameter(torch.zeros(config.rates, config.channels))
+            self.priors = nn.ModuleList(FactorizedPrior(config.channels) for _ in range(config.rates))
+        self.rate = config.default_rate
 
-    def codec(self) -> Codec:
-        """The deploy codec: entropy coding needs the tables built after training."""
+    def density(self, rate: int | None = None) -> FactorizedPrior:
+        """The entropy model of ``rate`` (default: the current one)."""
+        return self.prior if self.config.rates == 1 else self.priors[self.rate if rate is None else rate]
+
+    def densities(self) -> list[FactorizedPrior]:
+        return [self.prior] if self.config.rates == 1 else list(self.priors)
+
+    def gains(self, rate: int) -> tuple[np.ndarray, np.ndarray]:
+        """(gain, inverse gain) of ``rate``, per channel."""
+        return (self.log_gain[rate].detach().exp().cpu().numpy().astype(np.float32),
+                self.log_inverse_gain[rate].detach().exp().cpu().numpy().astype(np.float32))
+
+    def update_tables(self) -> None:
+        for density in self.densities():
+            density.update_tables()
+
+    def codec(self, rate: int | None = None) -> Codec:
+        """The deploy codec (at ``rate``, default the current one, for a variable-rate bottleneck): entropy
+        coding needs the tables built after training."""
         if self.config.codec == "minmax8":
             return MinMax8Codec()
-        return EntropyCodec(self.prior.tables())
+        if self.config.rates == 1:
+            return EntropyCodec(self.prior.tables())
+        return VariableRateCodec([d.tables() for d in self.priors], [self.gains(r) for r in range(self.config.rates)],
+                                 self.rate if rate is None else rate)
 
-    def forward(self, tap_features: Tensor) -> tuple[Tensor, Tensor]:
-        """Training path: features at the tap → (rebuilt features at ``restore``, bits of the batch)."""
+    def forward(self, tap_features: Tensor, rate: int | None = None) -> tuple[Tensor, Tensor]:
+        """Training path: features at the tap → (rebuilt features at ``restore``, bits of the batch), at
+        ``rate`` (default the current one) for a variable-rate bottleneck."""
         latent = self.encoder(tap_features)
         if self.config.codec == "minmax8":
             return self.decoder(latent), latent.new_zeros(())
-        quantized, bits = self.prior(latent)
-        return self.decoder(quantized), bits
+        if self.config.rates == 1:
+            quantized, bits = self.prior(latent)
+            return self.decoder(quantized), bits
+        rate = self.rate if rate is None else rate
+        quantized, bits = self.priors[rate](latent * self.log_gain[rate].exp()[None, :, None, None])
+        return self.decoder(quantized * self.log_inverse_gain[rate].exp()[None, :, None, None]), bits
 
     # --- checkpoints: only the new parts, the config, the tables and a fingerprint ----------------------
 
     def fingerprint(self) -> str:
         """sha256 (hex, 16 chars) of the config, the weights and the tables."""
-        digest = hashlib.sha256(repr(sorted(asdict(self.config).items())).encode())
+        digest = hashlib.sha256(repr(self.config.digest_items()).encode())
         update_digest(digest, self.state_dict())
         if self.config.codec == "entropy":
-            digest.update(self.prior.tables().fingerprint())
+            for density in self.densities():
+                digest.update(density.tables().fingerprint())
         return digest.hexdigest()[:16]
 
     def save(self, path: str | Path, metadata: dict | None = None) -> None:
-        tables = self.prior.tables() if self.config.codec == "entropy" else None
+        def saved(tables: ChannelTables) -> dict:
+            return {"low": list(tables.low), "pmf": [torch.from_numpy(p) for p in tables.pmf]}
+
+        tables = None
+        if self.config.codec == "entropy":
+            tables = saved(self.prior.tables()) if self.config.rates == 1 else \
+                {"rates": [saved(d.tables()) for d in self.priors]}
         write_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, asdict(self.config), self.state_dict(), metadata,
-                         tables=None if tables is None else {"low": list(tables.low),
-                                                             "pmf": [torch.from_numpy(p) for p in tables.pmf]},
-                         fingerprint=self.fingerprint())
+                         tables=tables, fingerprint=self.fingerprint())
 
 
 class Trunked(Protocol):
@@ -164,9 +218,10 @@ def load_bottleneck(checkpoint: dict, trunk: Sequence[nn.Module], trunk_channels
                               f"first mismatched key {(mismatched or sorted(set(state) - set(own)))[0]}")
     bottleneck.load_state_dict(state)
     if checkpoint["tables"] is not None:
-        tables = checkpoint["tables"]
-        bottleneck.prior.load_tables(ChannelTables(tuple(int(v) for v in tables["low"]),
-                                                   tuple(np.asarray(p, dtype=np.float64) for p in tables["pmf"])))
+        saved = checkpoint["tables"]
+        for density, tables in zip(bottleneck.densities(), saved.get("rates", [saved])):
+            density.load_tables(ChannelTables(tuple(int(v) for v in tables["low"]),
+                                              tuple(np.asarray(p, dtype=np.float64) for p in tables["pmf"])))
     if bottleneck.fingerprint() != checkpoint["fingerprint"]:
         raise CheckpointError(f"{source}: its weights do not match its recorded fingerprint (damaged file?)")
     return bottleneck.eval()

@@ -23,6 +23,7 @@ its file name alone.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import shlex
@@ -36,7 +37,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from splitinf.bottleneck import Bottleneck, BottleneckConfig, load_for
+from splitinf.bottleneck import Bottleneck, BottleneckConfig, load_for, read_checkpoint
 from splitinf.bottleneck.distill import ghnd_loss, hnd_loss, output_distillation_loss, per_map_errors
 from splitinf.label_free import load_rgb, random_crop, random_mosaic, video_sources, voc_photos
 from splitinf.models import build_detector, detector_names, detector_spec
@@ -70,6 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "training estimate on crops; --beta is then the value it starts from, held for the "
                              "first quarter of the run while the entropy model learns). Without it β is fixed, "
                              "and the rate it gives must be found by trial")
+    parser.add_argument("--rate-targets", type=kilobyte_list, default=None, metavar="KB,KB,…",
+                        help="train a variable-rate bottleneck from --init (a single-rate checkpoint): one rate per "
+                             "value, each with its own gain vectors and density, β steered per rate towards its "
+                             "KB per frame; the rate nearest the --init checkpoint's own keeps its gains at 1")
     parser.add_argument("--steps", type=int, default=1500, help="optimizer steps (default 1500)")
     parser.add_argument("--max-minutes", type=positive_minutes, default=None, metavar="M",
                         help="also stop after M minutes of wall time (the teacher cache included); the warm-up, "
@@ -117,6 +122,34 @@ def positive_minutes(text: str) -> float:
     if not value > 0 or math.isinf(value):
         raise argparse.ArgumentTypeError(f"needs a positive number of minutes, got {text!r}")
     return value
+
+
+def kilobyte_list(text: str) -> list[float]:
+    values = [number(v) for v in text.split(",")]
+    if len(values) < 2 or not all(0 < v < math.inf for v in values) or values != sorted(set(values)):
+        raise argparse.ArgumentTypeError(f"needs at least two increasing positive kilobytes per frame, got {text!r}")
+    return values
+
+
+def variable_rate(single: Bottleneck, teacher, targets: list[float], own_kb: float) -> Bottleneck:
+    """A variable-rate bottleneck started from a trained single-rate one: its encoder, decoder and density
+    (copied into every rate), gains 1 at the rate nearest ``own_kb`` and scaled by the byte ratio elsewhere
+    (rounding finer or coarser; training then moves them)."""
+    if single.config.rates != 1 or single.config.codec != "entropy":
+        raise ValueError(f"--rate-targets starts from a single-rate entropy checkpoint, got {single.config}")
+    base = min(range(len(targets)), key=lambda r: abs(math.log(targets[r] / own_kb)))
+    config = dataclasses.replace(single.config, rates=len(targets), default_rate=base)
+    bottleneck = Bottleneck(config, teacher.trunk, teacher.trunk_channels())
+    own = {k: v for k, v in single.state_dict().items() if not k.startswith("prior.")}
+    missing, unexpected = bottleneck.load_state_dict(own, strict=False)
+    assert not unexpected and all(k.startswith(("priors.", "log_")) for k in missing), (missing, unexpected)
+    with torch.no_grad():
+        for r, density in enumerate(bottleneck.priors):
+            density.load_state_dict(single.prior.state_dict())
+            scale = math.log(targets[r] / targets[base]) * 0.8  # a rough rate ∝ gain^1.25 to start from
+            bottleneck.log_gain[r].fill_(scale)
+            bottleneck.log_inverse_gain[r].fill_(-scale)
+    return bottleneck
 
 
 def share(text: str) -> float:
@@ -283,8 +316,14 @@ def main(args: argparse.Namespace) -> int:
         p.requires_grad_(False)
     # built on the CPU (where the teacher's probe of its trunk runs), then moved together
     if args.init:
-        bottleneck = load_for(find_checkpoint(args.init), teacher)
+        init = find_checkpoint(args.init)
+        bottleneck = load_for(init, teacher)
+        if args.rate_targets:
+            own_kb = read_checkpoint(init)["metadata"].get("target_kb") or float(np.median(args.rate_targets))
+            bottleneck = variable_rate(bottleneck, teacher, args.rate_targets, own_kb)
         config = bottleneck.config
+    elif args.rate_targets:
+        raise ValueError("--rate-targets fine-tunes a trained checkpoint: give it with --init")
     else:
         config = BottleneckConfig(args.model, args.tap, args.restore, args.channels, args.width, args.stride,
                                   args.codec)
@@ -296,7 +335,13 @@ def main(args: argparse.Namespace) -> int:
             teacher.anchor_outputs(teacher.neck(teacher.trunk(torch.zeros(1, 3, *teacher.input_size, device=device))))
     copied = bottleneck.decoder[3:]
     optimizer = build_optimizer(bottleneck, args.lr)
-    rate = RateController(args.beta, args.target_kb, hold=0.25)
+    if config.rates > 1 and args.rate_targets:  # a controller per rate, β started nearer that rate's bytes
+        base = args.rate_targets[config.default_rate]
+        rates = [RateController(args.beta * (base / kb) ** 2, kb, hold=0.1) for kb in args.rate_targets]
+    else:  # (a variable-rate checkpoint fine-tuned further without targets: one fixed β for every rate)
+        rates = [RateController(args.beta, args.target_kb, hold=0.25) for _ in range(config.rates)]
+    rate = rates[0]
+    kb_by_rate: list[list[float]] = [[] for _ in rates]
     peaks = [g["lr"] for g in optimizer.param_groups]
     sources = voc_photos() + video_sources(step=args.video_step)
     batches = TeacherBatches(teacher, config, sources, rng, device, args.mosaic)
@@ -324,7 +369,9 @@ def main(args: argparse.Namespace) -> int:
             targets = batches.batch(args.batch)
             bottleneck.train()
             freeze_batch_norm(copied)
-            rebuilt, bits = bottleneck(targets.tap)
+            r = step % len(rates)  # variable rate: the rates take turns, one per step
+            rate = rates[r]
+            rebuilt, bits = bottleneck(targets.tap, rate=r) if config.rates > 1 else bottleneck(targets.tap)
             if args.loss in ("ghnd", "detect"):
                 student_maps = teacher.neck(batches.rest(rebuilt))
                 distill = ghnd_loss(student_maps, targets.maps)
@@ -341,10 +388,15 @@ def main(args: argparse.Namespace) -> int:
             (distill + rate.beta * kilobytes).backward()
             optimizer.step()
             rate.update(kilobytes.item(), done)
+            kb_by_rate[r].append(kilobytes.item())
             window.append((distill.item(), kilobytes.item(), errors))
             progress.set_postfix(distill=f"{window[-1][0]:.4f}", KB=f"{window[-1][1]:.2f}")
             if step % steps_per_epoch == 0 or done >= 1:
                 record = epoch_record(step, steps_per_epoch, window, optimizer, started) | {"beta": rate.beta}
+                if len(rates) > 1:
+                    record |= {"kb_by_rate": [round(float(np.mean(k)), 3) if k else None for k in kb_by_rate],
+                               "beta_by_rate": [c.beta for c in rates]}
+                    kb_by_rate = [[] for _ in rates]
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 tqdm.write(f"epoch {record['epoch']:.2f}: distill {record['distill']:.4f}, "
@@ -356,14 +408,14 @@ def main(args: argparse.Namespace) -> int:
     progress.close()
     bottleneck.eval().cpu()
     if config.codec == "entropy":
-        bottleneck.prior.update_tables()
+        bottleneck.update_tables()
     wall = time.time() - started
     bottleneck.save(args.out, metadata={
         "command": command_line(args), "wall_time_s": round(wall, 1), "device": str(device),
         "torch": str(torch.__version__), "teacher": args.model, "teacher_weights": args.weights or spec.default_weights,
         "images": len(sources), "steps": step, "batch": args.batch, "beta": rate.beta,
         "target_kb": args.target_kb, "loss": args.loss,
-        "init": args.init,
+        "init": args.init, "rate_targets_kb": args.rate_targets, "beta_by_rate": [c.beta for c in rates],
     })
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1024:.0f} KB) after {wall / 60:.1f} min; "
           f"fingerprint {bottleneck.fingerprint()}", file=sys.stderr)
