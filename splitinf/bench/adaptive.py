@@ -21,12 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from splitinf.experiments.costs import (
+    accuracy_drops,
     add_engine_arguments,
     exported_for,
     load_costs,
     measure_costs,
     save_costs,
     with_edge_costs,
+    within_budget,
 )
 from splitinf.experiments.pipeline_sim import AUTO, ModeCost, SimResult, simulate
 from splitinf.experiments.sweep import DOWNLINK, link, shared_traces
@@ -58,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "Pi 4); ignored with --costs")
     parser.add_argument("--seeds", type=int, default=5,
                         help="runs per trace and mode, each drawing device times anew; p95s are averaged (default 5)")
+    parser.add_argument("--max-ap-drop", type=float, default=1.0, metavar="POINTS",
+                        help="accuracy budget: only the operating points (modes, and rates of a variable-rate "
+                             "bottleneck) within POINTS AP points of the unsplit teacher, as recorded in the "
+                             "bottleneck's metadata by splitinf bench rate --record (default 1.0; without a "
+                             "record, every mode)")
     parser.add_argument("--save-costs", metavar="FILE", help="write the measured per-frame costs to FILE (JSON)")
     parser.add_argument("--costs", metavar="FILE",
                         help="replay costs saved by --save-costs instead of measuring them: the same numbers on "
@@ -79,11 +86,15 @@ def run_fixed(cost: ModeCost, trace: str, args: argparse.Namespace, seed: int = 
                     link(DOWNLINK, args.delay_ms), deadline_ms=args.deadline_ms, seed=seed)
 
 
-def summary(autos: list[SimResult], costs: dict[str, ModeCost]) -> dict:
-    """Auto's p95 averaged over seeds, and what it chose, probed and rescued in all of them."""
-    return {"auto_p95_ms": round(float(np.mean([a.percentile(95) for a in autos])), 1),
-            "auto_choices": {m: sum(a.choices.count(m) for a in autos) for m in costs},
-            "probes": sum(a.probes for a in autos), "rescued": sum(a.rescued for a in autos)}
+def summary(autos: list[SimResult], costs: dict[str, ModeCost], drops: dict[str, float] | None = None) -> dict:
+    """Auto's p95 averaged over seeds, what it chose, probed and rescued in all of them, and (with recorded
+    accuracies) the AP points its choices cost, weighted by their frames."""
+    choices = {m: sum(a.choices.count(m) for a in autos) for m in costs}
+    mean_drop = None
+    if drops is not None and sum(choices.values()):
+        mean_drop = round(sum(drops[m] * n for m, n in choices.items()) / sum(choices.values()), 3)
+    return {"auto_p95_ms": round(float(np.mean([a.percentile(95) for a in autos])), 1), "auto_choices": choices,
+            "mean_ap_drop": mean_drop, "probes": sum(a.probes for a in autos), "rescued": sum(a.rescued for a in autos)}
 
 
 def paired(a: list[float], b: list[float]) -> tuple[float, float]:
@@ -99,13 +110,13 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--modes must include local and be among local,jpeg,split, got {args.modes!r}")
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    checkpoints = [str(find_checkpoint(c)) for c in args.bottleneck] if args.bottleneck is not None \
+        else [str(default_bottleneck())]
+    if "split" not in wanted:
+        checkpoints = []
     if args.costs:
         costs, factor = load_costs(Path(args.costs))
     else:
-        checkpoints = [str(find_checkpoint(c)) for c in args.bottleneck] if args.bottleneck is not None \
-            else [str(default_bottleneck())]
-        if "split" not in wanted:
-            checkpoints = []
         detector = build_detector(DEFAULT_MODEL, weights="pretrained")
         costs, factor = measure_costs(detector, checkpoints, slowdown=args.device_slowdown, engine=args.engine,
                                       exported=exported_for(args.engine, args.exported, DEFAULT_MODEL, checkpoints))
@@ -115,6 +126,12 @@ def main(args: argparse.Namespace) -> int:
     if args.save_costs:
         save_costs(Path(args.save_costs), costs, factor)
     costs = {name: cost for name, cost in costs.items() if name.split(":")[0] in wanted}
+    drops = accuracy_drops(checkpoints)
+    costs, left_out = within_budget(costs, drops, args.max_ap_drop)
+    if drops is not None:
+        print(f"accuracy budget {args.max_ap_drop} AP points: " + ", ".join(
+            f"{n} −{drops[n]:.2f}" if n in drops else f"{n} (no recorded AP)" for n in [*costs, *left_out])
+            + (f"; left out: {', '.join(left_out)}" if left_out else ""), flush=True)
     traces = [t for t in shared_traces() if t.endswith(".up")] + args.trace
     seeds = range(args.seeds)
     results, rows = {}, []
@@ -129,7 +146,7 @@ def main(args: argparse.Namespace) -> int:
         margin, error = paired([a.percentile(95) for a in autos], fixed_runs[best])
         frames = sum(a.frames for a in autos)
         accounted = sum(len(a.outcomes) for a in autos)
-        results[trace] = {**summary(autos, costs), "best_fixed_p95_ms": round(fixed_p95[best], 1),
+        results[trace] = {**summary(autos, costs, drops), "best_fixed_p95_ms": round(fixed_p95[best], 1),
                           "best_fixed_mode": best, "accounted": accounted, "frames": frames,
                           "auto_minus_best_ms": round(margin, 2), "standard_error_ms": round(error, 2),
                           "fixed_p95_ms": {name: round(p95, 1) for name, p95 in fixed_p95.items()}}
@@ -145,5 +162,8 @@ def main(args: argparse.Namespace) -> int:
           f"device slowdown ×{factor:.2f}")
     if args.json:
         print_json_line({"traces": results, "edge": edge, "device_slowdown": round(factor, 3),
+                         "max_ap_drop": args.max_ap_drop if drops is not None else None,
+                         "ap_drop": {n: drops[n] for n in costs} if drops is not None else None,
+                         "left_out": left_out,
                          "edge_ms": {m: round(c.edge_ms, 2) for m, c in costs.items() if not c.local}})
     return 0

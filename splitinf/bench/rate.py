@@ -8,6 +8,11 @@
 * ``stretch``: one checkpoint within 1 AP point, ≤ 1/20 of the bytes and ≤ 25 % of the MACs.
 
 Each checkpoint also reports its head's milliseconds on this CPU next to the unsplit model's (same run).
+
+A variable-rate checkpoint (``splitinf train --rate-targets``) is scored at every one of its rates, with real
+bitstreams of each, and reported as ``variable_rate``: ``{checkpoint, points: [{rate, bytes, ap, ap50,
+overhead_ratio}]}``, where ``overhead_ratio`` is the range-coded payload over the cross-entropy of its symbols
+under that rate's tables (on the first 64 images).
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from splitinf.bottleneck import CheckpointError, MinMax8Codec, load_for, read_checkpoint
-from splitinf.data import ALL_UNION, PERSON_VIDEO, coco_images, resolve, video_frames
+from splitinf.bottleneck.bitstream import HEADER
+from splitinf.data import ALL_UNION, PERSON_VIDEO, coco_images, read_image, resolve, video_frames
 from splitinf.evaluation.harness import evaluate_coco
 from splitinf.evaluation.pipelines import jpeg, split, unsplit
 from splitinf.experiments.costs import median_ms
@@ -27,7 +35,7 @@ from splitinf.models import build_detector, detector_spec
 from splitinf.models.compute import count_macs
 from splitinf.options import deprecated_alias
 from splitinf.report import format_table, print_json_line
-from splitinf.weights.checkpoints import find_checkpoint, shipped_checkpoints
+from splitinf.weights.checkpoints import find_checkpoint, record_metadata, shipped_checkpoints, shipped_folder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                  help="only the first N images (quick look; default: all 482)")
     deprecated_alias(parser, images, "--limit")
     parser.add_argument("--plot", default=None, help="write the AP-vs-KB/frame plot here (PNG)")
+    parser.add_argument("--record", action="store_true",
+                        help="write each --bottleneck's measured AP and bytes (per rate), the teacher's and the "
+                             "JPEGs' into its metadata, where --max-ap-drop of splitinf bench adaptive, sweep and "
+                             "the device's auto read them (not into shipped checkpoints)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
 
@@ -71,6 +83,25 @@ def pick(points: list[dict], teacher_ap: float, target: Target) -> dict | None:
     return min(ok, key=lambda p: p["bytes"]) if target.prefer == "bytes" else max(ok, key=lambda p: p["ap"])
 
 
+def rate_name(name: str, rate: int, rates: int) -> str:
+    """A checkpoint's pipeline name, with its rate for a variable-rate one."""
+    return f"{name} rate {rate}" if rates > 1 else name
+
+
+def coding_overhead(head: Head, bottleneck, images: list) -> list[float]:
+    """Per rate: range-coded payload bytes (header and rate index excluded) over the cross-entropy of the
+    symbols under that rate's tables, summed over ``images``."""
+    payload, ideal = [0] * bottleneck.config.rates, [0.0] * bottleneck.config.rates
+    with torch.inference_mode():
+        for image in images:
+            latent = head([read_image(image.path)])[0][0]
+            for r in range(bottleneck.config.rates):
+                codec = bottleneck.codec(r)
+                payload[r] += len(codec.compress(latent)) - HEADER.size - 1
+                ideal[r] += codec.tables[r].cross_entropy_bits(codec.symbols(latent)) / 8
+    return [round(p / i, 5) for p, i in zip(payload, ideal)]
+
+
 def committed_bottlenecks(model: str) -> list[str]:
     """The shipped bottleneck checkpoints made for ``model`` (prefilters ship beside them)."""
     paths = []
@@ -91,7 +122,9 @@ def main(args: argparse.Namespace) -> int:
     for resolution in ("original", "input"):
         pipelines += [jpeg(detector, int(q), resolution) for q in args.qualities.split(",")]
     pipelines += [split(detector, MinMax8Codec(), split_point=s, name=f"8-bit {s}") for s in ("s8", "s16")]
-    pipelines += [split(detector, b.codec(), bottleneck=b, name=name) for name, b in bottlenecks.items()]
+    for name, b in bottlenecks.items():
+        pipelines += [split(detector, b.codec(r) if b.config.rates > 1 else b.codec(), bottleneck=b,
+                            name=rate_name(name, r, b.config.rates)) for r in range(b.config.rates)]
     ground_truth = json.loads(resolve(ALL_UNION).read_text())
     images = coco_images(ALL_UNION, limit=args.images)
     scores = {s.pipeline.name: s for s in evaluate_coco(pipelines, ground_truth, images, [1])}
@@ -103,18 +136,24 @@ def main(args: argparse.Namespace) -> int:
     teacher = scores["unsplit"]
     jpegs = [s for s in scores.values() if s.pipeline.kind == "jpeg" and s.ap >= teacher.ap - 0.01]
     best_jpeg = min(jpegs, key=lambda s: s.bytes_per_frame) if jpegs else None
-    points = []
+    points, variable = [], None
     for name, bottleneck in bottlenecks.items():
         head = Head(detector, bottleneck=bottleneck)
-        score = scores[name]
-        points.append({
-            "checkpoint": name, "ap": round(score.ap, 5), "ap50": round(score.ap50, 5),
-            "bytes": round(score.bytes_per_frame, 1),
-            "head_macs_ratio": round(count_macs(lambda h=head: h.layers(x)) / total_macs, 4),
-            "bytes_ratio": round(score.bytes_per_frame / best_jpeg.bytes_per_frame, 4) if best_jpeg else None,
-            "head_ms": round(median_ms(lambda f, h=head: h([f]), frames, repeats=3), 2),
-            "unsplit_ms": round(unsplit_ms, 2),
-        })
+        macs = round(count_macs(lambda h=head: h.layers(x)) / total_macs, 4)
+        head_ms = round(median_ms(lambda f, h=head: h([f]), frames, repeats=3), 2)
+        for r in range(bottleneck.config.rates):
+            score = scores[rate_name(name, r, bottleneck.config.rates)]
+            points.append({
+                "checkpoint": rate_name(name, r, bottleneck.config.rates), "ap": round(score.ap, 5),
+                "ap50": round(score.ap50, 5), "bytes": round(score.bytes_per_frame, 1), "head_macs_ratio": macs,
+                "bytes_ratio": round(score.bytes_per_frame / best_jpeg.bytes_per_frame, 4) if best_jpeg else None,
+                "head_ms": head_ms, "unsplit_ms": round(unsplit_ms, 2),
+            })
+        if bottleneck.config.rates > 1 and variable is None:
+            overheads = coding_overhead(head, bottleneck, images[:64])
+            variable = {"checkpoint": name, "default_rate": bottleneck.config.default_rate, "points": [
+                {"rate": r, "bytes": p["bytes"], "ap": p["ap"], "ap50": p["ap50"], "overhead_ratio": overheads[r]}
+                for r, p in enumerate(points[-bottleneck.config.rates:])]}
 
     result = {
         "teacher_ap": round(teacher.ap, 5), "images": len(images),
@@ -122,7 +161,7 @@ def main(args: argparse.Namespace) -> int:
             "ap": round(best_jpeg.ap, 5), "bytes": round(best_jpeg.bytes_per_frame, 1),
             "quality": best_jpeg.pipeline.quality, "resolution": best_jpeg.pipeline.resolution},
         **{name: pick(points, teacher.ap, target) for name, target in TARGETS.items()},
-        "checkpoints": points,
+        "checkpoints": points, "variable_rate": variable,
         "baselines": [s.as_dict() for s in scores.values() if s.pipeline.kind != "split" or "8-bit" in s.pipeline.name],
     }
     print(format_table(["pipeline", "AP", "AP50", "KB/frame"],
@@ -132,6 +171,19 @@ def main(args: argparse.Namespace) -> int:
     print(format_table(["checkpoint", "AP", "bytes", "bytes/JPEG", "head MACs", "head ms", "unsplit ms"],
                        [(p["checkpoint"], p["ap"], p["bytes"], p["bytes_ratio"], p["head_macs_ratio"],
                          p["head_ms"], p["unsplit_ms"]) for p in points]))
+    if args.record:
+        jpegs_seen = [{"quality": s.pipeline.quality, "resolution": s.pipeline.resolution, "ap": round(s.ap, 5),
+                       "bytes": round(s.bytes_per_frame, 1)} for s in scores.values() if s.pipeline.kind == "jpeg"]
+        for path, (name, bottleneck) in zip(paths, bottlenecks.items()):
+            if Path(path).parent == shipped_folder():
+                continue  # the package's own files stay as released
+            rates = bottleneck.config.rates
+            record_metadata(path, evaluation={
+                "images": len(images), "teacher_ap": round(teacher.ap, 5), "jpeg": jpegs_seen,
+                "points": [{"rate": r, "ap": round(scores[rate_name(name, r, rates)].ap, 5),
+                            "bytes": round(scores[rate_name(name, r, rates)].bytes_per_frame, 1)}
+                           for r in range(rates)]})
+            print(f"recorded the evaluation in {path}'s metadata")
     if args.plot:
         plot(result, args.plot)
     if args.json:

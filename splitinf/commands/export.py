@@ -25,7 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from splitinf.board.engine import onnxruntime
-from splitinf.board.manifest import Manifest, default_folder, file_digest
+from splitinf.board.manifest import ExportError, Manifest, default_folder, file_digest
 from splitinf.board.preprocess import model_input
 from splitinf.head import Head, Prefilter, load_prefilter
 from splitinf.label_free import load_rgb, video_sources, voc_photos
@@ -208,6 +208,9 @@ def export_with_defaults(setup: ModelSetup, out: Path) -> Manifest:
 
 def main(args: argparse.Namespace) -> int:
     setup = ModelSetup.from_args(args)
+    if setup.bottleneck is not None and setup.bottleneck.config.rates > 1:
+        raise ExportError(f"{setup.config['bottleneck']} is a variable-rate bottleneck: the board's encoder writes "
+                          "one rate's stream only so far; run it with splitinf-device --engine torch --rate R")
     prefilter, prefilter_name = None, None
     if args.prefilter != "off":
         path = find_checkpoint(args.prefilter)

@@ -24,7 +24,7 @@ import torch
 
 from splitinf.board.engine import ExportedEngine
 from splitinf.board.manifest import ExportError, default_folder
-from splitinf.bottleneck import load_for
+from splitinf.bottleneck import load_for, read_checkpoint
 from splitinf.data import PERSON_VIDEO, video_frames
 from splitinf.detections import to_result
 from splitinf.experiments.pipeline_sim import ModeCost
@@ -106,13 +106,24 @@ def measure_costs(detector: SplittableDetector, checkpoints: list[str], *, jpeg_
     return costs, factor
 
 
+def split_modes(path: str, bottleneck) -> dict[str, object]:
+    """The split modes of a checkpoint and their codecs: ``split:<name>`` for a single-rate one, one
+    ``split:<name>@<rate>`` per rate for a variable-rate one (each rate is an operating point of its own)."""
+    stem = Path(path).stem
+    if bottleneck.config.rates == 1:
+        return {f"split:{stem}": bottleneck.codec()}
+    return {f"split:{stem}@{r}": bottleneck.codec(r) for r in range(bottleneck.config.rates)}
+
+
 def edge_halves(detector: SplittableDetector, checkpoints: list[str], device: str = "cpu") -> dict:
-    """The edge half of each offloading mode (``jpeg``, ``split:<checkpoint>``) on ``device``."""
+    """The edge half of each offloading mode (``jpeg``, ``split:<checkpoint>[@rate]``) on ``device``: one
+    decoder serves every rate of a variable-rate checkpoint."""
     halves = {"jpeg": JpegDecoder(detector, device)}
     for path in checkpoints:
         bottleneck = load_for(path, detector)
         tail = Tail(detector, bottleneck=bottleneck).to(device).eval()
-        halves[f"split:{Path(path).stem}"] = SplitDecoder(tail, bottleneck.codec(), device)
+        for name, codec in split_modes(path, bottleneck).items():
+            halves[name] = SplitDecoder(tail, codec, device)
     return halves
 
 
@@ -167,8 +178,9 @@ def device_halves(detector: SplittableDetector, checkpoints: list[str], engine: 
         halves = {"local": LocalCompute(detector), "jpeg": jpeg}
         for path in checkpoints:
             bottleneck = load_for(path, detector)
-            halves[f"split:{Path(path).stem}"] = SplitEncoder(Head(detector, bottleneck=bottleneck).eval(),
-                                                              bottleneck.codec())
+            head = Head(detector, bottleneck=bottleneck).eval()
+            for name, codec in split_modes(path, bottleneck).items():
+                halves[name] = SplitEncoder(head, codec)
         return halves, (lambda im: im), "local"
     if engine not in ("onnx-int8", "onnx-fp32"):
         raise ValueError(f"--engine must be torch, onnx-int8 or onnx-fp32, got {engine!r}")
@@ -255,3 +267,36 @@ def load_costs(path: Path) -> tuple[dict[str, ModeCost], float]:
     if "local" not in costs:
         raise ValueError(f"--costs {path} has no local mode (modes: {', '.join(costs)})")
     return costs, factor
+
+
+def accuracy_drops(checkpoints: list[str], jpeg_quality: int = 90) -> dict[str, float] | None:
+    """AP points each operating point loses against the unsplit teacher (local: 0; JPEG 300×300 at
+    ``jpeg_quality``; every split rate), from the evaluations recorded in the checkpoints' metadata
+    (``splitinf bench rate --record``); None when no checkpoint has one. A mode absent from the result has
+    no recorded accuracy."""
+    evaluations = {path: read_checkpoint(path)["metadata"].get("evaluation") for path in checkpoints}
+    recorded = [e for e in evaluations.values() if e]
+    if not recorded:
+        return None
+    teacher = recorded[0]["teacher_ap"]
+    drops = {"local": 0.0}
+    jpeg = [j for j in recorded[0]["jpeg"] if j["quality"] == jpeg_quality and j["resolution"] == "input"]
+    if jpeg:
+        drops["jpeg"] = round(100 * (teacher - jpeg[0]["ap"]), 3)
+    for path, evaluation in evaluations.items():
+        if evaluation:
+            stem, points = Path(path).stem, evaluation["points"]
+            for point in points:
+                name = f"split:{stem}@{point['rate']}" if len(points) > 1 else f"split:{stem}"
+                drops[name] = round(100 * (teacher - point["ap"]), 3)
+    return drops
+
+
+def within_budget(costs: dict[str, ModeCost], drops: dict[str, float] | None, max_ap_drop: float | None
+                  ) -> tuple[dict[str, ModeCost], list[str]]:
+    """The operating points whose recorded AP is within ``max_ap_drop`` points of the teacher's, and the
+    names of those left out (over the budget, or with no recorded AP). No budget or no record: all of them."""
+    if max_ap_drop is None or drops is None:
+        return costs, []
+    kept = {n: c for n, c in costs.items() if n in drops and drops[n] <= max_ap_drop}
+    return kept, [n for n in costs if n not in kept]

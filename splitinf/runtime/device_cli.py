@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="edge (or relay) endpoint, e.g. tcp://127.0.0.1:5555; several, comma-separated: the "
                              "device fails over to the next when one stops answering")
     parser.add_argument("--source", required=True, help="video file, camera index, image folder or stream URL")
+    parser.add_argument("--rate", type=int, default=None, metavar="R",
+                        help="send at rate R of a variable-rate bottleneck (0 = fewest bytes; default: its default "
+                             "rate); the edge decodes any rate")
     parser.add_argument("--mode", default="split", choices=DEVICE_MODES,
                         help="split (default), jpeg, local, or auto: per frame the mode that keeps the 95th-percentile "
                              "latency of this frame and the next five lowest, from the measured uplink rates and "
@@ -104,7 +107,8 @@ def build_engine(args: argparse.Namespace) -> tuple[DeviceEngine, int]:
     """The engine ``--engine`` names (or the default one) and the threads it computes with."""
     asked = asked_for(args)
     folder = Path(args.exported) if args.exported else default_folder(asked)
-    choice = args.engine or ("onnx-int8" if (folder / MANIFEST).is_file() or args.exported else "torch")
+    exported = (folder / MANIFEST).is_file() or args.exported
+    choice = args.engine or ("onnx-int8" if exported and args.rate is None else "torch")
     if choice == "torch":
         try:
             import torch  # noqa: F401
@@ -117,11 +121,14 @@ def build_engine(args: argparse.Namespace) -> tuple[DeviceEngine, int]:
         from splitinf.runtime.setup import ModelSetup, use_threads
 
         threads = use_threads(args.threads)
-        setup = ModelSetup.from_args(args)
+        setup = ModelSetup.from_args(args).at_rate(args.rate)
         prefilter = None
         if args.prefilter != "off":
             prefilter = load_prefilter(find_checkpoint(args.prefilter), setup.detector.name, args.prefilter_threshold)
         return torch_engine(setup, prefilter), threads
+    if args.rate is not None:
+        raise ExportError(f"--rate {args.rate}: the exported engines send at one rate; run a variable-rate "
+                          "bottleneck with --engine torch")
     from splitinf.board.engine import ExportedEngine
 
     engine = ExportedEngine(folder, choice.removeprefix("onnx-"), threads=args.threads,

@@ -12,6 +12,7 @@ loaded when a setup is built.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,21 @@ class ModelSetup:
         fingerprint = hashlib.sha256(repr(sorted(config.items())).encode()).hexdigest()[:16]
         return cls(detector, split, bottleneck, payload_codec, config, fingerprint)
 
+    def at_rate(self, rate: int | None) -> ModelSetup:
+        """This setup compressing at ``rate`` of its variable-rate bottleneck (None: its default rate). The
+        fingerprint stays: an edge decodes every rate of the bottleneck it has."""
+        if rate is None:
+            return self
+        rates = self.bottleneck.config.rates if self.bottleneck is not None else 1
+        if rates == 1:
+            raise ValueError(f"--rate {rate}: {self.config.get('bottleneck') or 'split ' + str(self.split)} has "
+                             "one rate only (a variable-rate bottleneck is trained with splitinf train "
+                             "--rate-targets)")
+        if not 0 <= rate < rates:
+            raise ValueError(f"--rate {rate}: the bottleneck {self.config['bottleneck']} has rates 0..{rates - 1}")
+        return dataclasses.replace(self, codec=self.codec.at(rate))
+
     def describe(self) -> str:
         where = f"bottleneck {self.config['bottleneck']}" if self.bottleneck else f"split {self.split}"
-        return f"{self.config['model']}, {where}, codec {self.codec.name}, fingerprint {self.fingerprint}"
+        rate = f" at rate {self.codec.rate}" if hasattr(self.codec, "rate") else ""
+        return f"{self.config['model']}, {where}, codec {self.codec.name}{rate}, fingerprint {self.fingerprint}"

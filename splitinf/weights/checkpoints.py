@@ -96,3 +96,16 @@ def read_checkpoint_file(path: str | Path, kind: str, version: int, what: str, e
     if checkpoint.get("version") != version:
         raise error(f"{path} has {what} version {checkpoint.get('version')}, this splitinf reads version {version}")
     return checkpoint
+
+
+def record_metadata(path: str | Path, **fields: Any) -> None:
+    """Add ``fields`` to a checkpoint's metadata in place (an evaluation's numbers, say). The metadata is not
+    part of a checkpoint's fingerprint, so device and edge that loaded it before still agree."""
+    import torch
+
+    with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint["metadata"] = {**checkpoint.get("metadata", {}), **json.loads(json.dumps(fields, default=str))}
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    Path(path).write_bytes(buffer.getvalue())

@@ -7,9 +7,11 @@ from splitinf.bottleneck import CodecError, load_for
 from splitinf.bottleneck.bitstream import pack, unpack
 from splitinf.head import Head
 
+from splitinf.experiments.costs import accuracy_drops, within_budget
+from splitinf.experiments.pipeline_sim import ModeCost
 from splitinf.models import build_detector
 from splitinf.training.distill import variable_rate
-from splitinf.weights.checkpoints import default_bottleneck
+from splitinf.weights.checkpoints import default_bottleneck, record_metadata
 
 TARGETS = [1.1, 2.7, 5.6]
 
@@ -72,3 +74,24 @@ def test_a_stream_at_a_rate_the_bottleneck_lacks_is_named(varying, latent):
     damaged = data[:15] + bytes([1]) + data[16:]  # the rate index (first byte after the header) flipped in transit
     with pytest.raises(CodecError, match="fails its CRC-32"):
         varying.codec(0).decompress(damaged)
+
+
+def test_the_accuracy_budget_keeps_the_operating_points_recorded_within_it(varying, tmp_path):
+    """--max-ap-drop reads what splitinf bench rate --record wrote into the checkpoint's metadata; points with
+    no recorded AP are left out of a budget, and without any record every mode stays."""
+    path = tmp_path / "vr.pt"
+    varying.save(path)
+    costs = {name: ModeCost(name, 10.0, 1000 * i) for i, name in
+             enumerate(["local", "jpeg", "split:vr@0", "split:vr@1", "split:vr@2", "split:other"])}
+    assert accuracy_drops([str(path)]) is None and within_budget(costs, None, 1.0) == (costs, [])
+    record_metadata(path, evaluation={"images": 482, "teacher_ap": 0.19, "points": [
+        {"rate": 0, "ap": 0.17, "bytes": 1200.0}, {"rate": 1, "ap": 0.183, "bytes": 2700.0},
+        {"rate": 2, "ap": 0.187, "bytes": 5600.0}], "jpeg": [{"quality": 90, "resolution": "input", "ap": 0.186,
+                                                            "bytes": 29000.0}]})
+    drops = accuracy_drops([str(path)])
+    assert drops == pytest.approx({"local": 0.0, "jpeg": 0.4, "split:vr@0": 2.0, "split:vr@1": 0.7,
+                                   "split:vr@2": 0.3})
+    kept, left_out = within_budget(costs, drops, 1.0)
+    assert list(kept) == ["local", "jpeg", "split:vr@1", "split:vr@2"] and left_out == ["split:vr@0", "split:other"]
+    assert list(within_budget(costs, drops, 2.5)[0]) == ["local", "jpeg", "split:vr@0", "split:vr@1", "split:vr@2"]
+    assert load_for(path, build_detector("ssdlite_mobilenet_v2_person")).fingerprint() == varying.fingerprint()
