@@ -225,3 +225,28 @@ def load_bottleneck(checkpoint: dict, trunk: Sequence[nn.Module], trunk_channels
     if bottleneck.fingerprint() != checkpoint["fingerprint"]:
         raise CheckpointError(f"{source}: its weights do not match its recorded fingerprint (damaged file?)")
     return bottleneck.eval()
+
+
+def accuracy_drops(checkpoints: list[str], jpeg_quality: int = 90, jpeg_resolution: str = "input"
+                   ) -> dict[str, float] | None:
+    """AP points each operating point loses against the unsplit teacher (local: 0; JPEG at ``jpeg_quality``
+    and ``jpeg_resolution``, "input" = 300×300 or "original"; every split rate), from the evaluations recorded
+    in the checkpoints' metadata
+    (``splitinf bench rate --record``); None when no checkpoint has one. A mode absent from the result has
+    no recorded accuracy."""
+    evaluations = {path: read_checkpoint(path)["metadata"].get("evaluation") for path in checkpoints}
+    recorded = [e for e in evaluations.values() if e]
+    if not recorded:
+        return None
+    teacher = recorded[0]["teacher_ap"]
+    drops = {"local": 0.0}
+    jpeg = [j for j in recorded[0]["jpeg"] if j["quality"] == jpeg_quality and j["resolution"] == jpeg_resolution]
+    if jpeg:
+        drops["jpeg"] = round(100 * (teacher - jpeg[0]["ap"]), 3)
+    for path, evaluation in evaluations.items():
+        if evaluation:
+            stem, points = Path(path).stem, evaluation["points"]
+            for point in points:
+                name = f"split:{stem}@{point['rate']}" if len(points) > 1 else f"split:{stem}"
+                drops[name] = round(100 * (teacher - point["ap"]), 3)
+    return drops

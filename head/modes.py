@@ -20,7 +20,7 @@ from torch import Tensor
 
 from splitinf.board.halves import JpegEncoder, stretched_ms
 from splitinf.models import SplittableDetector
-from splitinf.modes import JPEG, LOCAL, SPLIT
+from splitinf.modes import JPEG, LOCAL, SPLIT, base_mode, rate_of
 from splitinf.protocol import Payload
 
 __all__ = [
@@ -86,8 +86,12 @@ def device_halves(detector: SplittableDetector, modes: set[str], *, split: str |
         halves[LOCAL] = LocalCompute(detector, slowdown)
     if JPEG in modes:
         halves[JPEG] = JpegEncoder(jpeg_quality, jpeg_size)
-    if SPLIT in modes:
-        halves[SPLIT] = SplitEncoder(Head(detector, split, bottleneck).eval(), codec, prefilter, slowdown)
+    splits = sorted(m for m in modes if base_mode(m) == SPLIT)  # split, or split@R: rates of one head
+    if splits:
+        head = Head(detector, split, bottleneck).eval()
+        for name in splits:
+            rate = rate_of(name)
+            halves[name] = SplitEncoder(head, codec if rate is None else codec.at(rate), prefilter, slowdown)
     return halves
 
 

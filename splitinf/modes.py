@@ -6,6 +6,9 @@
   runs the rest.
 * ``auto``: not a mode of its own: the device chooses one of the others per frame.
 
+A variable-rate bottleneck makes each of its rates an operating point of its own, ``split@R``: on the wire it
+is ``split`` (the rate travels in the bitstream); on the device and in the policy it is a mode of its own.
+
 Each mode's device half is written once in :mod:`splitinf.head.modes`, its edge half once in
 :mod:`splitinf.tail.modes`; everything that runs or measures a mode (the device, the edge, the evaluation,
 the cost measurement, the load generator) calls those.
@@ -18,6 +21,17 @@ DEVICE_MODES = (*MODES, AUTO)  # what splitinf-device --mode takes
 AUTO_MODES = (LOCAL, JPEG, SPLIT)  # what --mode auto chooses from, by default
 
 
+def base_mode(name: str) -> str:
+    """``split@2`` → ``split``; any other mode name as it is."""
+    return name.partition("@")[0]
+
+
+def rate_of(name: str) -> int | None:
+    """The rate of a ``split@R`` operating point (None for a mode without one)."""
+    _, at, rate = name.partition("@")
+    return int(rate) if at else None
+
+
 def check_device_modes(mode: str, auto_modes: tuple[str, ...], connect: str | None, slowdown: float) -> None:
     """A device's mode, what ``--mode auto`` may choose from (local, its fallback, and any offload mode), and
     that an offloading mode has an edge to offload to; one clear error each."""
@@ -27,5 +41,5 @@ def check_device_modes(mode: str, auto_modes: tuple[str, ...], connect: str | No
         raise ValueError(f"mode {mode!r} needs --connect tcp://HOST:PORT of an edge (or a relay)")
     if slowdown < 1:
         raise ValueError(f"slowdown emulates a slower board and must be >= 1, got {slowdown}")
-    if mode == AUTO and (LOCAL not in auto_modes or not set(auto_modes) <= set(AUTO_MODES)):
+    if mode == AUTO and (LOCAL not in auto_modes or not {base_mode(m) for m in auto_modes} <= set(AUTO_MODES)):
         raise ValueError(f"auto modes must include local and be among {AUTO_MODES}, got {','.join(auto_modes)}")

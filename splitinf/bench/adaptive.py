@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from splitinf.bottleneck.layers import accuracy_drops
 from splitinf.experiments.costs import (
-    accuracy_drops,
     add_engine_arguments,
     exported_for,
     load_costs,

@@ -24,7 +24,7 @@ import torch
 
 from splitinf.board.engine import ExportedEngine
 from splitinf.board.manifest import ExportError, default_folder
-from splitinf.bottleneck import load_for, read_checkpoint
+from splitinf.bottleneck import load_for
 from splitinf.data import PERSON_VIDEO, video_frames
 from splitinf.detections import to_result
 from splitinf.experiments.pipeline_sim import ModeCost
@@ -267,29 +267,6 @@ def load_costs(path: Path) -> tuple[dict[str, ModeCost], float]:
     if "local" not in costs:
         raise ValueError(f"--costs {path} has no local mode (modes: {', '.join(costs)})")
     return costs, factor
-
-
-def accuracy_drops(checkpoints: list[str], jpeg_quality: int = 90) -> dict[str, float] | None:
-    """AP points each operating point loses against the unsplit teacher (local: 0; JPEG 300×300 at
-    ``jpeg_quality``; every split rate), from the evaluations recorded in the checkpoints' metadata
-    (``splitinf bench rate --record``); None when no checkpoint has one. A mode absent from the result has
-    no recorded accuracy."""
-    evaluations = {path: read_checkpoint(path)["metadata"].get("evaluation") for path in checkpoints}
-    recorded = [e for e in evaluations.values() if e]
-    if not recorded:
-        return None
-    teacher = recorded[0]["teacher_ap"]
-    drops = {"local": 0.0}
-    jpeg = [j for j in recorded[0]["jpeg"] if j["quality"] == jpeg_quality and j["resolution"] == "input"]
-    if jpeg:
-        drops["jpeg"] = round(100 * (teacher - jpeg[0]["ap"]), 3)
-    for path, evaluation in evaluations.items():
-        if evaluation:
-            stem, points = Path(path).stem, evaluation["points"]
-            for point in points:
-                name = f"split:{stem}@{point['rate']}" if len(points) > 1 else f"split:{stem}"
-                drops[name] = round(100 * (teacher - point["ap"]), 3)
-    return drops
 
 
 def within_budget(costs: dict[str, ModeCost], drops: dict[str, float] | None, max_ap_drop: float | None

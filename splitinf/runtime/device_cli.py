@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from splitinf.board.manifest import MANIFEST, ExportError, check_made_for, default_folder
-from splitinf.modes import AUTO_MODES, DEVICE_MODES
+from splitinf.modes import AUTO, AUTO_MODES, DEVICE_MODES, SPLIT
 from splitinf.options import deprecated_alias
 from splitinf.runtime.device import DeviceClient, DeviceEngine
 from splitinf.runtime.setup import add_model_arguments, add_threads_argument, bottleneck_for
@@ -47,7 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "compute, falling back to local in an outage")
     parser.add_argument("--auto-modes", default=",".join(AUTO_MODES), metavar="LIST",
                         help="the modes --mode auto chooses from (default local,jpeg,split; local is required). "
-                             "Keep only those accurate enough for you: the README gives each one's AP")
+                             "Keep only those accurate enough for you: the README gives each one's AP. With a "
+                             "variable-rate bottleneck, split stands for its rates within --max-ap-drop")
+    parser.add_argument("--max-ap-drop", type=float, default=1.0, metavar="POINTS",
+                        help="--mode auto with a variable-rate bottleneck: only its rates (and JPEG) whose AP, as "
+                             "recorded in its metadata by splitinf bench rate --record, is within POINTS of the "
+                             "unsplit model's (default 1.0; no record: every rate)")
     parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality in jpeg mode (default 90)")
     parser.add_argument("--jpeg-size", default=None, metavar="HxW",
                         help="resize before JPEG encoding, e.g. 300x300 (default: send the frame as captured)")
@@ -141,6 +146,27 @@ def build_engine(args: argparse.Namespace) -> tuple[DeviceEngine, int]:
     return engine, args.threads or os.cpu_count() or 1
 
 
+def auto_modes(args: argparse.Namespace, engine: DeviceEngine) -> tuple[str, ...]:
+    """``--auto-modes``, with ``split`` standing for every rate of a variable-rate bottleneck that (like
+    JPEG) keeps within ``--max-ap-drop`` of the unsplit model by its recorded evaluation."""
+    modes = tuple(args.auto_modes.split(","))
+    bottleneck = getattr(engine, "bottleneck", None)
+    if args.mode != AUTO or SPLIT not in modes or bottleneck is None or bottleneck.config.rates == 1:
+        return modes
+    from splitinf.bottleneck.layers import accuracy_drops  # a variable-rate bottleneck runs on torch
+
+    path = str(find_checkpoint(bottleneck_for(args.model, args.bottleneck)))
+    drops = accuracy_drops([path], args.jpeg_quality, "input" if args.jpeg_size else "original") or {}
+    names = {name: name for name in modes if name != SPLIT}  # operating point → its name in the record
+    names |= {f"{SPLIT}@{r}": f"split:{Path(path).stem}@{r}" for r in range(bottleneck.config.rates)}
+    kept = tuple(m for m, key in names.items() if drops.get(key, 0.0) <= args.max_ap_drop)
+    print(f"splitinf-device: auto chooses among {', '.join(kept)}" + (
+        f" (within {args.max_ap_drop} AP points by {Path(path).name}'s evaluation)" if drops else
+        " (no evaluation recorded: every rate)"),
+        file=sys.stderr, flush=True)
+    return kept
+
+
 def main(args: argparse.Namespace) -> int:
     engine, threads = build_engine(args)
     source = FrameSource(args.source, realtime=not args.no_realtime, fps=args.fps, start=args.start_frame)
@@ -159,7 +185,7 @@ def main(args: argparse.Namespace) -> int:
                               window=args.window, deadline_ms=args.deadline_ms,
                               fallback_local=args.fallback == "local", min_score=args.min_score, name=args.name,
                               key=args.key, server_key=args.server_key, on_outcome=sink, slowdown=args.device_slowdown,
-                              auto_modes=tuple(args.auto_modes.split(",")))
+                              auto_modes=auto_modes(args, engine))
         print(f"splitinf-device: {engine.describe()}, mode {args.mode}, source {args.source}, {threads} threads",
               file=sys.stderr, flush=True)
         try:

@@ -54,6 +54,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from splitinf.modes import base_mode
+
 DEVICE_SAMPLES = 64  # recent device times kept per mode: its tail moves with the board's load
 # Uplink rates needed in the window before an offload's tail is forecast from them: the 95th percentile of
 # a handful is their maximum, and one fast probe on a link that bursts would make the link look good.
@@ -106,7 +108,7 @@ ROUGH_COSTS = {"local": (160.0, 0, 0.0), "jpeg": (5.0, 20_000, 60.0), "split": (
 
 def starting_policy(modes: tuple[str, ...]) -> AdaptivePolicy:
     """A policy for a device that has measured nothing yet, over ``modes`` (names of :data:`ROUGH_COSTS`)."""
-    return AdaptivePolicy([ModeEstimate(m, *ROUGH_COSTS[m]) for m in modes])
+    return AdaptivePolicy([ModeEstimate(m, *ROUGH_COSTS[base_mode(m)]) for m in modes])
 
 
 @dataclass

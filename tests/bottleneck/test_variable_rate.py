@@ -5,9 +5,10 @@ import pytest
 import torch
 from splitinf.bottleneck import CodecError, load_for
 from splitinf.bottleneck.bitstream import pack, unpack
+from splitinf.bottleneck.layers import accuracy_drops
 from splitinf.head import Head
 
-from splitinf.experiments.costs import accuracy_drops, within_budget
+from splitinf.experiments.costs import within_budget
 from splitinf.experiments.pipeline_sim import ModeCost
 from splitinf.models import build_detector
 from splitinf.training.distill import variable_rate
