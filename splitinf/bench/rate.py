@@ -201,16 +201,20 @@ def plot(result: dict, path: str) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 5))
     baselines = [b for b in result["baselines"] if b["bytes"]]
+    variable = result.get("variable_rate")
+    single = [p for p in result["checkpoints"] if " rate " not in p["checkpoint"]]
     groups = {"JPEG original": [b for b in baselines if b["resolution"] == "original"],
               "JPEG 300×300": [b for b in baselines if b["resolution"] == "input"],
               "8-bit split (no bottleneck)": [b for b in baselines if b["name"].startswith("8-bit")],
-              "learned bottleneck": result["checkpoints"]}
-    for (label, members), marker in zip(groups.items(), "os^D"):
+              "learned bottleneck": single}
+    if variable:
+        groups[f"one variable-rate checkpoint ({variable['checkpoint']}), its rates"] = variable["points"]
+    for (label, members), marker in zip(groups.items(), "os^Dv"):
         chosen = sorted(members, key=lambda m: m["bytes"])
         if chosen:
             ax.plot([m["bytes"] / 1024 for m in chosen], [m["ap"] for m in chosen], marker=marker,
-                    label=label, linestyle="-" if "JPEG" in label else "none")
-    for point, label_ap in zip(result["checkpoints"], spread_labels(result["checkpoints"])):
+                    label=label, linestyle="-" if "JPEG" in label or "rate" in label else "none")
+    for point, label_ap in zip(single, spread_labels(single)):
         ax.annotate(f"{point['checkpoint'].removeprefix('person_')} ({point['head_macs_ratio']:.0%} MACs)",
                     (point["bytes"] / 1024, point["ap"]), xytext=(point["bytes"] / 1024 * 1.08, label_ap),
                     fontsize=6, va="center", arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "gray"})
