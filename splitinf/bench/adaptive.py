@@ -10,7 +10,14 @@ mode are averaged, since one run's p95 moves by about a millisecond with those d
 
 Auto's margin over the best fixed mode is also given per seed (the same draws in both runs) as a mean and a
 standard error, so that a difference can be told from noise. ``--save-costs`` / ``--costs`` keep the
-measured per-frame costs in a file and replay them: the same numbers on any machine.
+measured per-frame costs in a file and replay them: the same numbers on any machine. Costs measured once are
+one draw of their own (two runs minutes apart once put auto at +27 and +5 ms on the same trace), so
+``--cost-runs K`` measures them K times and seed s replays measurement s mod K: the standard error then covers
+that too.
+
+With a variable-rate bottleneck every rate is an operating point (``split:NAME@R``) that auto chooses among and
+that is compared as a fixed mode; ``--max-ap-drop`` keeps those (and JPEG) whose AP recorded by ``splitinf
+bench rate --record`` is within the budget, and each trace reports the AP points auto's choices cost.
 """
 
 from __future__ import annotations
@@ -66,9 +73,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "bottleneck's metadata by splitinf bench rate --record (default 1.0; without a "
                              "record, every mode)")
     parser.add_argument("--save-costs", metavar="FILE", help="write the measured per-frame costs to FILE (JSON)")
-    parser.add_argument("--costs", metavar="FILE",
+    parser.add_argument("--costs", metavar="FILE", action="append", default=None,
                         help="replay costs saved by --save-costs instead of measuring them: the same numbers on "
-                             "any machine, so that two policies (or two commits) compare exactly")
+                             "any machine, so that two policies (or two commits) compare exactly (repeatable: "
+                             "seeds take the files in turn, as with --cost-runs)")
+    parser.add_argument("--cost-runs", type=int, default=1, metavar="K",
+                        help="measure the per-frame costs K times, minutes apart; seed s replays measurement s mod K, "
+                             "so that the standard error covers what re-measuring the costs moves, not only the "
+                             "draws (default 1; --save-costs then writes K files)")
     add_engine_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
@@ -114,20 +126,30 @@ def main(args: argparse.Namespace) -> int:
         else [str(default_bottleneck())]
     if "split" not in wanted:
         checkpoints = []
+    if args.cost_runs < 1:
+        raise ValueError(f"--cost-runs must be at least 1, got {args.cost_runs}")
     if args.costs:
-        costs, factor = load_costs(Path(args.costs))
+        runs = [load_costs(Path(path)) for path in args.costs]
     else:
         detector = build_detector(DEFAULT_MODEL, weights="pretrained")
-        costs, factor = measure_costs(detector, checkpoints, slowdown=args.device_slowdown, engine=args.engine,
-                                      exported=exported_for(args.engine, args.exported, DEFAULT_MODEL, checkpoints))
+        exported = exported_for(args.engine, args.exported, DEFAULT_MODEL, checkpoints)
+        runs = [measure_costs(detector, checkpoints, slowdown=args.device_slowdown, engine=args.engine,
+                              exported=exported) for _ in range(args.cost_runs)]
     edge = "this machine"
     if args.edge_costs:
-        costs, edge = with_edge_costs(costs, Path(args.edge_costs))
+        runs = [(with_edge_costs(costs, Path(args.edge_costs))[0], factor) for costs, factor in runs]
+        edge = with_edge_costs(runs[0][0], Path(args.edge_costs))[1]
     if args.save_costs:
-        save_costs(Path(args.save_costs), costs, factor)
-    costs = {name: cost for name, cost in costs.items() if name.split(":")[0] in wanted}
+        for i, (costs, factor) in enumerate(runs):
+            path = Path(args.save_costs)
+            save_costs(path if i == 0 else path.with_name(f"{path.stem}-{i + 1}{path.suffix}"), costs, factor)
     drops = accuracy_drops(checkpoints)
-    costs, left_out = within_budget(costs, drops, args.max_ap_drop)
+    measured = []
+    for run_costs, _ in runs:
+        run_costs = {name: cost for name, cost in run_costs.items() if name.split(":")[0] in wanted}
+        run_costs, left_out = within_budget(run_costs, drops, args.max_ap_drop)
+        measured.append(run_costs)
+    costs, factor = measured[0], runs[0][1]
     if drops is not None:
         print(f"accuracy budget {args.max_ap_drop} AP points: " + ", ".join(
             f"{n} −{drops[n]:.2f}" if n in drops else f"{n} (no recorded AP)" for n in [*costs, *left_out])
@@ -138,11 +160,11 @@ def main(args: argparse.Namespace) -> int:
     for trace in traces:
         # Each seed draws every frame's device time anew; p95s are averaged over seeds (one run's p95 moves by
         # about a millisecond with the draws alone).
-        fixed_runs = {name: [run_fixed(cost, trace, args, s).percentile(95) for s in seeds]
-                      for name, cost in costs.items()}
+        fixed_runs = {name: [run_fixed(measured[s % len(measured)][name], trace, args, s).percentile(95)
+                             for s in seeds] for name in costs}
         fixed_p95 = {name: float(np.mean(p95s)) for name, p95s in fixed_runs.items()}
         best = min(fixed_p95, key=fixed_p95.get)
-        autos = [run_auto(costs, trace, args, s) for s in seeds]
+        autos = [run_auto(measured[s % len(measured)], trace, args, s) for s in seeds]
         margin, error = paired([a.percentile(95) for a in autos], fixed_runs[best])
         frames = sum(a.frames for a in autos)
         accounted = sum(len(a.outcomes) for a in autos)
@@ -162,7 +184,7 @@ def main(args: argparse.Namespace) -> int:
           f"device slowdown ×{factor:.2f}")
     if args.json:
         print_json_line({"traces": results, "edge": edge, "device_slowdown": round(factor, 3),
-                         "max_ap_drop": args.max_ap_drop if drops is not None else None,
+                         "max_ap_drop": args.max_ap_drop if drops is not None else None, "cost_runs": len(runs),
                          "ap_drop": {n: drops[n] for n in costs} if drops is not None else None,
                          "left_out": left_out,
                          "edge_ms": {m: round(c.edge_ms, 2) for m, c in costs.items() if not c.local}})
