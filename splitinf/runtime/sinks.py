@@ -24,6 +24,8 @@ class JsonLinesSink:
         # frames up with other logs of the same machine.
         line = {"frame": outcome.seq, "outcome": outcome.outcome, "captured_s": outcome.captured_ms / 1e3,
                 "latency_ms": round(outcome.latency_ms, 3)}
+        if outcome.mode:
+            line["mode"] = outcome.mode
         if outcome.reason:
             line["reason"] = outcome.reason
         if outcome.stages:
