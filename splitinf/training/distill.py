@@ -75,6 +75,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train a variable-rate bottleneck from --init (a single-rate checkpoint): one rate per "
                              "value, each with its own gain vectors and density, β steered per rate towards its "
                              "KB per frame; the rate nearest the --init checkpoint's own keeps its gains at 1")
+    parser.add_argument("--freeze-gains", action="store_true",
+                        help="with --rate-targets: keep each rate's gain vectors where they start (the byte ratio "
+                             "of its target to the start's, to the power 0.8), so that the rates are a ladder of "
+                             "quantisation steps and only the densities, encoder and decoder learn (learned gains "
+                             "drifted together: more bits buy a distillation loss nothing, so the top rate fell)")
     parser.add_argument("--steps", type=int, default=1500, help="optimizer steps (default 1500)")
     parser.add_argument("--max-minutes", type=positive_minutes, default=None, metavar="M",
                         help="also stop after M minutes of wall time (the teacher cache included); the warm-up, "
@@ -299,7 +304,7 @@ def build_optimizer(bottleneck: Bottleneck, lr: float) -> torch.optim.Optimizer:
     stem_layers = 3
     copied = [p for n, p in bottleneck.named_parameters()
               if n.startswith("decoder.") and int(n.split(".")[1]) >= stem_layers]
-    gains = [p for n, p in bottleneck.named_parameters() if n.startswith("log_")]
+    gains = [p for n, p in bottleneck.named_parameters() if n.startswith("log_") and p.requires_grad]
     special = {id(p) for p in copied + gains}
     new = [p for p in bottleneck.parameters() if id(p) not in special]
     groups = [{"params": new, "lr": lr}, {"params": copied, "lr": lr * 0.2}]
@@ -339,12 +344,17 @@ def main(args: argparse.Namespace) -> int:
         bottleneck = Bottleneck(config, teacher.trunk, teacher.trunk_channels())
     teacher, bottleneck = teacher.to(device), bottleneck.to(device)
     bottleneck.requires_grad_(True)  # the copied teacher blocks arrive frozen with the teacher
+    if args.freeze_gains and config.rates > 1:
+        bottleneck.log_gain.requires_grad_(False)
+        bottleneck.log_inverse_gain.requires_grad_(False)
     if args.loss == "detect":  # fail now, not after minutes of filling the cache
         with torch.no_grad():
             teacher.anchor_outputs(teacher.neck(teacher.trunk(torch.zeros(1, 3, *teacher.input_size, device=device))))
     copied = bottleneck.decoder[3:]
     optimizer = build_optimizer(bottleneck, args.lr)
-    if config.rates > 1 and args.rate_targets:  # a controller per rate, β started nearer that rate's bytes
+    if config.rates > 1 and args.freeze_gains:  # the gains set the rates; one β weighs bytes for them all
+        rates = [RateController(args.beta, None) for _ in range(config.rates)]
+    elif config.rates > 1 and args.rate_targets:  # a controller per rate, β started nearer that rate's bytes
         base = args.rate_targets[config.default_rate]
         started_from = read_checkpoint(find_checkpoint(args.init))["metadata"].get("beta_by_rate") or \
             [args.beta * (base / kb) ** 2 for kb in args.rate_targets]
