@@ -91,6 +91,10 @@ class Edge:
             time.sleep(0.01)
         raise RuntimeError("the edge did not report its counters on SIGUSR1")
 
+    def capacity(self, setup: ModelSetup, payloads) -> float:
+        """Frames/s it serves two devices flat out, over a few seconds: the scale of every phase's load."""
+        return edge_throughput(self.process.address, setup, payloads, devices=2, seconds=3, warmup=1, window=2)
+
     def rss_kb(self) -> int:
         return memory_kb(self.process.process.pid)
 
@@ -128,8 +132,7 @@ def ray_main(args: argparse.Namespace, setup: ModelSetup, payloads) -> int:
         edge = Edge(args, Path(folder), ("--engine", "ray", "--replicas", str(args.replicas), "--max-queue", "32"))
         front_pid = edge.process.process.pid
         try:
-            capacity = edge_throughput(edge.process.address, setup, payloads, devices=2, seconds=3, warmup=1,
-                                       window=2)
+            capacity = edge.capacity(setup, payloads)
             print(f"edge capacity on {args.replicas} replica(s): {capacity:.1f} frames/s", flush=True)
             stop = threading.Event()
             # Cameras that stream once connected and let their last frames finish: a failure is the kills'.
@@ -190,8 +193,7 @@ def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="splitinf-chaos-") as folder:
         edge = Edge(args, Path(folder))
         try:
-            capacity = edge_throughput(edge.process.address, setup, payloads, devices=2, seconds=3, warmup=1,
-                                       window=2)
+            capacity = edge.capacity(setup, payloads)
             print(f"edge capacity: {capacity:.1f} frames/s", flush=True)
             stop = threading.Event()
             live = stream(edge.process.address, setup, payloads, args.devices, capacity / 2 / args.devices, stop,
