@@ -176,8 +176,13 @@ def command_line(args: argparse.Namespace) -> str:
     for key, value in vars(args).items():
         if key in REPORTING:
             continue
-        if value is not None and not (args.init and key in SHAPE_OPTIONS):
-            options += [f"--{key.replace('_', '-')}", str(value)]
+        if value is None or value is False or (args.init and key in SHAPE_OPTIONS):
+            continue
+        flag = f"--{key.replace('_', '-')}"
+        if value is True:  # a switch (store_true): the flag alone
+            options.append(flag)
+        else:
+            options += [flag, ",".join(str(v) for v in value) if isinstance(value, list) else str(value)]
     return "splitinf train " + shlex.join(options)
 
 

@@ -96,3 +96,18 @@ def test_the_accuracy_budget_keeps_the_operating_points_recorded_within_it(varyi
     assert list(kept) == ["local", "jpeg", "split:vr@1", "split:vr@2"] and left_out == ["split:vr@0", "split:other"]
     assert list(within_budget(costs, drops, 2.5)[0]) == ["local", "jpeg", "split:vr@0", "split:vr@1", "split:vr@2"]
     assert load_for(path, build_detector("ssdlite_mobilenet_v2_person")).fingerprint() == varying.fingerprint()
+
+
+def test_the_recorded_train_command_parses_back_to_the_same_options():
+    """A checkpoint's metadata holds the command that made it: lists and switches must read back as given."""
+    import argparse
+    import shlex
+
+    from splitinf.training.distill import add_arguments, command_line
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--init", "person_s16t7_c32_k27_gpu.pt", "--rate-targets", "0.5,1.2,2.7",
+                              "--freeze-gains", "--out", "vr.pt"])
+    again = parser.parse_args(shlex.split(command_line(args))[2:])
+    assert vars(again) == vars(args) and "--freeze-gains --" in command_line(args)
