@@ -137,8 +137,9 @@ def main(args: argparse.Namespace) -> int:
                               exported=exported) for _ in range(args.cost_runs)]
     edge = "this machine"
     if args.edge_costs:
-        runs = [(with_edge_costs(costs, Path(args.edge_costs))[0], factor) for costs, factor in runs]
-        edge = with_edge_costs(runs[0][0], Path(args.edge_costs))[1]
+        applied = [with_edge_costs(costs, Path(args.edge_costs)) for costs, _ in runs]
+        runs = [(costs, factor) for (costs, _), (_, factor) in zip(applied, runs)]
+        edge = applied[0][1]
     if args.save_costs:
         for i, (costs, factor) in enumerate(runs):
             path = Path(args.save_costs)

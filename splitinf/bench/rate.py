@@ -91,12 +91,12 @@ def rate_name(name: str, rate: int, rates: int) -> str:
 def coding_overhead(head: Head, bottleneck, images: list) -> list[float]:
     """Per rate: range-coded payload bytes (header and rate index excluded) over the cross-entropy of the
     symbols under that rate's tables, summed over ``images``."""
-    payload, ideal = [0] * bottleneck.config.rates, [0.0] * bottleneck.config.rates
+    codecs = [bottleneck.codec(r) for r in range(bottleneck.config.rates)]
+    payload, ideal = [0] * len(codecs), [0.0] * len(codecs)
     with torch.inference_mode():
         for image in images:
             latent = head([read_image(image.path)])[0][0]
-            for r in range(bottleneck.config.rates):
-                codec = bottleneck.codec(r)
+            for r, codec in enumerate(codecs):
                 payload[r] += len(codec.compress(latent)) - HEADER.size - 1
                 ideal[r] += codec.tables[r].cross_entropy_bits(codec.symbols(latent)) / 8
     return [round(p / i, 5) for p, i in zip(payload, ideal)]
@@ -123,8 +123,8 @@ def main(args: argparse.Namespace) -> int:
         pipelines += [jpeg(detector, int(q), resolution) for q in args.qualities.split(",")]
     pipelines += [split(detector, MinMax8Codec(), split_point=s, name=f"8-bit {s}") for s in ("s8", "s16")]
     for name, b in bottlenecks.items():
-        pipelines += [split(detector, b.codec(r) if b.config.rates > 1 else b.codec(), bottleneck=b,
-                            name=rate_name(name, r, b.config.rates)) for r in range(b.config.rates)]
+        pipelines += [split(detector, b.codec(r), bottleneck=b, name=rate_name(name, r, b.config.rates))
+                      for r in range(b.config.rates)]
     ground_truth = json.loads(resolve(ALL_UNION).read_text())
     images = coco_images(ALL_UNION, limit=args.images)
     scores = {s.pipeline.name: s for s in evaluate_coco(pipelines, ground_truth, images, [1])}

@@ -127,12 +127,12 @@ def edge_halves(detector: SplittableDetector, checkpoints: list[str], device: st
     return halves
 
 
-def edge_times_ms(halves: dict, payloads: dict[str, list[Payload]]) -> dict[str, float]:
-    """Median milliseconds of each mode's edge half (decode + tail) on one frame at a time — what a frame
-    costs the edge at low load — on its own payloads."""
+def edge_times_ms(halves: dict, payloads: dict[str, list[Payload]], device: str = "cpu") -> dict[str, float]:
+    """Median milliseconds of each mode's edge half (decode + tail, on ``device``) on one frame at a time —
+    what a frame costs the edge at low load — on its own payloads."""
     def run(half, payload: Payload) -> None:
         half([half.decode(payload.data, payload.codec)], [Geometry(*payload.geometry)])
-        if torch.cuda.is_available():
+        if device == "cuda":
             torch.cuda.synchronize()  # a GPU's work is done when it is synchronised, not when it is queued
     return {name: median_ms(lambda p, half=half: run(half, p), payloads[name]) for name, half in halves.items()}
 
@@ -144,7 +144,7 @@ def measure_edge_costs(detector: SplittableDetector, checkpoints: list[str], dev
     makers, _, _ = device_halves(detector, checkpoints, "torch", None, 90, (300, 300))
     with torch.inference_mode():
         payloads = {name: [makers[name](im)[0] for im in images] for name in makers if name != "local"}
-    return edge_times_ms(edge_halves(detector, checkpoints, device), payloads)
+    return edge_times_ms(edge_halves(detector, checkpoints, device), payloads, device)
 
 
 def save_edge_costs(path: Path, edge_ms: dict[str, float], where: str) -> None:

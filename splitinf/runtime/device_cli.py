@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import sys
@@ -159,7 +160,8 @@ def auto_modes(args: argparse.Namespace, engine: DeviceEngine) -> tuple[str, ...
     drops = accuracy_drops([path], args.jpeg_quality, "input" if args.jpeg_size else "original") or {}
     names = {name: name for name in modes if name != SPLIT}  # operating point → its name in the record
     names |= {f"{SPLIT}@{r}": f"split:{Path(path).stem}@{r}" for r in range(bottleneck.config.rates)}
-    kept = tuple(m for m, key in names.items() if drops.get(key, 0.0) <= args.max_ap_drop)
+    # as in splitinf bench adaptive: with a record, a point it has no AP for is left out
+    kept = tuple(m for m, key in names.items() if not drops or drops.get(key, math.inf) <= args.max_ap_drop)
     print(f"splitinf-device: auto chooses among {', '.join(kept)}" + (
         f" (within {args.max_ap_drop} AP points by {Path(path).name}'s evaluation)" if drops else
         " (no evaluation recorded: every rate)"),

@@ -148,7 +148,8 @@ class RayTail:
 
     def _watch(self) -> None:
         """Ask the deployment every second whether it serves: when Ray is lost, requests hang rather than fail,
-        so only an unanswered ping tells (and an answered one that it serves again)."""
+        so only an unanswered ping tells; an answered one is what ends a failing spell (frames are not sent
+        meanwhile, so none could)."""
         while not self.closed.wait(PING_EVERY_S):
             try:
                 self.handle.ping.remote().result(timeout_s=PING_TIMEOUT_S)
@@ -161,7 +162,7 @@ class RayTail:
     def _call(self, job: TailJob) -> TailOutcome:
         for attempt in (1, 2):
             try:
-                outcome = self.handle.remote(job).result(timeout_s=REQUEST_TIMEOUT_S)
+                return self.handle.remote(job).result(timeout_s=REQUEST_TIMEOUT_S)
             except Exception as exc:  # the replica died or Ray is gone: once more, then the frame fails
                 if attempt == 1:
                     with self.lock:
@@ -170,8 +171,6 @@ class RayTail:
                 why = f"{type(exc).__name__}: {str(exc)[:200]}"
                 self._health(why)
                 return TailOutcome(error=("unavailable", f"the edge's Ray tail failed twice ({why})"))
-            self._health(None)
-            return outcome
         raise AssertionError("unreachable")
 
     def _health(self, failure: str | None) -> None:

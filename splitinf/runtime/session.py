@@ -47,6 +47,9 @@ from splitinf.protocol import (
 from splitinf.runtime.policy import AdaptivePolicy
 
 OUTCOMES = ("edge", "local", "filtered", "stale", "failed")
+# Errors meaning the edge could not take a frame (its queue, or its compute gone), not that the frame was bad:
+# the device backs off and answers the frame as if the edge were unreachable.
+COULD_NOT_TAKE = ("overloaded", "unavailable")
 STAGES = ("capture", "wait", "prefilter", "head", "encode", "wire", "edge_queue", "decode", "tail", "local", "total")
 PROBE_SEQ = 1 << 48  # probes' sequence numbers start here, far above any frame's
 REPLACED = "replaced by a newer frame"  # the device was busy computing
@@ -441,7 +444,8 @@ class DeviceSession:
             self.connected = False
             self.reconnects += 1
             actions += self._greet(now_ms)
-        if error.code in ("overloaded", "unavailable"):  # back off from offloading, longer while it lasts
+        could_not_take = error.code in COULD_NOT_TAKE
+        if could_not_take:  # back off from offloading, longer while it lasts
             self.overloaded += error.code == "overloaded"
             self.pause_until_ms = now_ms + self.pause_ms
             self.pause_ms = min(2 * self.pause_ms, OVERLOAD_BACKOFF_MS[1])
@@ -454,7 +458,6 @@ class DeviceSession:
         frame = self.in_flight.pop(error.seq, None)
         if frame is None:
             return actions
-        could_not_take = error.code in ("overloaded", "unavailable")
         if self.policy is not None:  # the edge could not take it: as if lost; its content refused: no news
             self.policy.lost(error.seq, now_ms) if could_not_take else self.policy.failed(error.seq)
         if could_not_take:

@@ -333,9 +333,9 @@ def main(args: argparse.Namespace) -> int:
     # built on the CPU (where the teacher's probe of its trunk runs), then moved together
     if args.init:
         init = find_checkpoint(args.init)
-        bottleneck = load_for(init, teacher)
+        bottleneck, init_metadata = load_for(init, teacher), read_checkpoint(init)["metadata"]
         if args.rate_targets and bottleneck.config.rates == 1:
-            own_kb = read_checkpoint(init)["metadata"].get("target_kb") or float(np.median(args.rate_targets))
+            own_kb = init_metadata.get("target_kb") or float(np.median(args.rate_targets))
             bottleneck = variable_rate(bottleneck, teacher, args.rate_targets, own_kb)
         elif args.rate_targets and len(args.rate_targets) != bottleneck.config.rates:
             raise ValueError(f"--rate-targets gives {len(args.rate_targets)} rates, {args.init} has "
@@ -361,7 +361,7 @@ def main(args: argparse.Namespace) -> int:
         rates = [RateController(args.beta, None) for _ in range(config.rates)]
     elif config.rates > 1 and args.rate_targets:  # a controller per rate, β started nearer that rate's bytes
         base = args.rate_targets[config.default_rate]
-        started_from = read_checkpoint(find_checkpoint(args.init))["metadata"].get("beta_by_rate") or \
+        started_from = init_metadata.get("beta_by_rate") or \
             [args.beta * (base / kb) ** 2 for kb in args.rate_targets]
         # each rate's β moves every len(targets) steps: a larger gain keeps its pace that of a single rate's
         rates = [RateController(beta, kb, hold=0.1, gain=0.01 * len(args.rate_targets))
@@ -399,7 +399,7 @@ def main(args: argparse.Namespace) -> int:
             freeze_batch_norm(copied)
             r = step % len(rates)  # variable rate: the rates take turns, one per step
             rate = rates[r]
-            rebuilt, bits = bottleneck(targets.tap, rate=r) if config.rates > 1 else bottleneck(targets.tap)
+            rebuilt, bits = bottleneck(targets.tap, rate=r)
             if args.loss in ("ghnd", "detect"):
                 student_maps = teacher.neck(batches.rest(rebuilt))
                 distill = ghnd_loss(student_maps, targets.maps)
